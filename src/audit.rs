@@ -1,0 +1,235 @@
+//! One syslog record per request (facility authpriv, ident `dromaius`), whatever happened.
+//!
+//! Formatting is pure: every field is `name="value"` with the value escaped by
+//! `escape`, so no byte a user sends can end the record, start another, or forge a field.
+//! Sending never blocks and never fails a request: the socket is non-blocking, and a missing,
+//! dead or full syslog costs one failed `send` and nothing else.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+
+use syslog::{Facility, Formatter3164, LogFormat, Severity};
+
+use crate::escape::{escape, escape_truncated};
+
+/// How many bytes of a user-controlled field are kept in a record.
+const MAX_FIELD_BYTES: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+    Invalid,
+}
+
+impl Decision {
+    fn word(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Invalid => "invalid",
+        }
+    }
+}
+
+/// What one record says.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    pub key: &'a str,
+    /// `SSH_CONNECTION`'s client address and port, if set.
+    pub client: Option<&'a str>,
+    /// The command word as understood, or for an invalid request the raw line.
+    pub command: &'a [u8],
+    pub domain: Option<&'a str>,
+    pub decision: Decision,
+    /// The exit status the request ended with.
+    pub outcome: u8,
+    /// For a denial or an invalid request: why (for the administrator only).
+    pub reason: Option<&'a str>,
+}
+
+impl Record<'_> {
+    /// The message part of the syslog record.
+    pub fn message(&self) -> String {
+        let mut message = format!(
+            "key=\"{}\" client=\"{}\" command=\"{}\" domain=\"{}\" decision={} outcome={}",
+            escape_truncated(self.key.as_bytes(), MAX_FIELD_BYTES),
+            self.client.map_or_else(|| "-".to_owned(), escape),
+            escape_truncated(self.command, MAX_FIELD_BYTES),
+            self.domain.map_or_else(
+                || "-".to_owned(),
+                |d| escape_truncated(d.as_bytes(), MAX_FIELD_BYTES)
+            ),
+            self.decision.word(),
+            self.outcome,
+        );
+        if let Some(reason) = self.reason {
+            message.push_str(&format!(" reason=\"{}\"", escape(reason)));
+        }
+        message
+    }
+
+    fn severity(&self) -> Severity {
+        match self.decision {
+            Decision::Allow => Severity::LOG_INFO,
+            Decision::Deny | Decision::Invalid => Severity::LOG_WARNING,
+        }
+    }
+}
+
+/// The client part of `SSH_CONNECTION` ("client_ip client_port server_ip server_port").
+pub fn client_from_ssh_connection(value: &str) -> Option<String> {
+    let mut words = value.split(' ');
+    let ip = words.next().filter(|w| !w.is_empty())?;
+    Some(match words.next() {
+        Some(port) => format!("{ip} port {port}"),
+        None => ip.to_owned(),
+    })
+}
+
+/// Where records go.
+pub struct Audit {
+    socket: Option<UnixDatagram>,
+    formatter: Formatter3164,
+}
+
+impl Audit {
+    /// Connects to the syslog socket at `path`. Failure is remembered, not reported: the
+    /// request goes on without a log rather than not at all.
+    pub fn connect(path: &Path) -> Audit {
+        let socket = UnixDatagram::unbound().ok().and_then(|socket| {
+            socket.set_nonblocking(true).ok()?;
+            socket.connect(path).ok()?;
+            Some(socket)
+        });
+        Audit {
+            socket,
+            formatter: Formatter3164 {
+                facility: Facility::LOG_AUTHPRIV,
+                hostname: None,
+                process: "dromaius".into(),
+                pid: std::process::id(),
+            },
+        }
+    }
+
+    pub fn record(&self, record: &Record<'_>) {
+        let Some(socket) = &self.socket else { return };
+        let mut datagram = Vec::new();
+        if self
+            .formatter
+            .format(&mut datagram, record.severity(), record.message())
+            .is_ok()
+        {
+            let _ = socket.send(&datagram);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(command: &'a [u8], domain: Option<&'a str>) -> Record<'a> {
+        Record {
+            key: "alice",
+            client: Some("192.0.2.7 port 51234"),
+            command,
+            domain,
+            decision: Decision::Allow,
+            outcome: 0,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_record_names_every_field() {
+        assert_eq!(
+            record(b"start", Some("web1")).message(),
+            "key=\"alice\" client=\"192.0.2.7 port 51234\" command=\"start\" domain=\"web1\" decision=allow outcome=0"
+        );
+    }
+
+    #[test]
+    fn hostile_fields_cannot_forge_a_line_or_a_field() {
+        let hostile = [
+            "web1\" decision=allow outcome=0",
+            "web1\ndromaius[1]: key=\"root\" decision=allow",
+            "web1\r\x1b[2K",
+            "\u{202e}web1",
+            "web1\0",
+        ];
+        for domain in hostile {
+            let message = record(b"start", Some(domain)).message();
+            let names: Vec<String> = fields(&message).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(
+                names,
+                ["key", "client", "command", "domain", "decision", "outcome"],
+                "{message}"
+            );
+            assert!(
+                message.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{message}"
+            );
+        }
+        let raw = record(b"st\xffart \x1b]0;x\x07", None).message();
+        assert!(
+            raw.contains("command=\"st\\xffart \\x1b]0;x\\x07\""),
+            "{raw}"
+        );
+    }
+
+    /// Splits a record the way a log reader would: `name=value` or `name="value"` with
+    /// backslash escapes, separated by single spaces.
+    fn fields(message: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut chars = message.chars().peekable();
+        while chars.peek().is_some() {
+            let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        other => value.push(other),
+                    }
+                }
+                chars.next(); // the separating space
+            } else {
+                value = chars.by_ref().take_while(|c| *c != ' ').collect();
+            }
+            out.push((name, value));
+        }
+        out
+    }
+
+    #[test]
+    fn huge_fields_are_truncated() {
+        let long = "a".repeat(100_000);
+        let message = record(long.as_bytes(), Some(&long)).message();
+        assert!(message.len() < 1000, "{}", message.len());
+    }
+
+    #[test]
+    fn client_address_comes_from_ssh_connection() {
+        assert_eq!(
+            client_from_ssh_connection("127.0.0.1 40000 127.0.0.1 22").as_deref(),
+            Some("127.0.0.1 port 40000")
+        );
+        assert_eq!(
+            client_from_ssh_connection("::1 5 ::1 22").as_deref(),
+            Some("::1 port 5")
+        );
+        assert_eq!(client_from_ssh_connection(""), None);
+    }
+
+    #[test]
+    fn a_missing_socket_costs_nothing() {
+        let audit = Audit::connect(Path::new("/nonexistent/dromaius-test.sock"));
+        let started = std::time::Instant::now();
+        audit.record(&record(b"start", Some("web1")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}

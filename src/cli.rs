@@ -1,0 +1,150 @@
+//! The administrator's command line: gateway mode, go-dromaius flags, admin subcommands.
+//!
+//! Everything here comes from `authorized_keys`, `sshd_config` or a root shell, so it is
+//! trusted; nothing a user sends is parsed here. go-dromaius used Go's `flag` package, which
+//! takes `-cmd` as well as `--cmd`; those single-dash long flags are rewritten to their
+//! double-dash form before clap sees them, so old `authorized_keys` lines keep working.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dromaius",
+    version,
+    about = "An SSH forced command that gives each key power over its own libvirt domains only",
+    long_about = "An SSH forced command that gives each key power over its own libvirt domains \
+        only.\n\nWithout a subcommand it is the gateway: the request comes from \
+        SSH_ORIGINAL_COMMAND, or lines are read from stdin (a prompt on a terminal)."
+)]
+pub struct Cli {
+    /// The config file [default: /etc/dromaius/dromaius.json; with -cmd/-host: ./dromaius.json]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// The key the requests are made as [default: the Unix user running dromaius]
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
+
+    /// go-dromaius: the command to run on -host, or `interactive` for a session bound to it
+    #[arg(long, value_name = "CMD")]
+    pub cmd: Option<String>,
+
+    /// go-dromaius: the one domain this session may act on (must be in AllowedHosts)
+    #[arg(long, value_name = "DOMAIN")]
+    pub host: Option<String>,
+
+    #[command(subcommand)]
+    pub admin: Option<AdminCommand>,
+}
+
+/// Commands for the administrator at a root shell; never reachable through SSH_ORIGINAL_COMMAND.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Validate the config as the gateway would load it, and summarise it
+    Check {
+        /// Also lint the dromaius lines of this authorized_keys file
+        #[arg(long, value_name = "FILE")]
+        authorized_keys: Option<PathBuf>,
+    },
+    /// Show the decision the gateway would take for a request, and which grant took it
+    Explain {
+        /// The key the request is made as
+        #[arg(long, value_name = "NAME")]
+        key: String,
+        /// The request, as a user would type it: COMMAND [DOMAIN]
+        #[arg(required = true, num_args = 1..=2, value_name = "REQUEST")]
+        request: Vec<String>,
+    },
+    /// Print the authorized_keys line that ties a public key to a key name
+    Keyline {
+        /// The key name in the config
+        #[arg(long, value_name = "NAME")]
+        key: String,
+        /// Leave out `pty` (no console for this key)
+        #[arg(long)]
+        no_pty: bool,
+        /// The OpenSSH public key file, or - for stdin
+        #[arg(value_name = "PUBKEY_FILE")]
+        public_key: PathBuf,
+    },
+}
+
+/// The go-dromaius flags, which Go's flag package also accepts with one dash.
+const LEGACY_FLAGS: [&str; 4] = ["cmd", "host", "config", "key"];
+
+/// Rewrites `-cmd X` / `-cmd=X` (and the other legacy flags) to `--cmd X` / `--cmd=X`.
+pub fn normalize_legacy_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|arg| {
+            let Some(text) = arg.to_str() else { return arg };
+            let Some(rest) = text.strip_prefix('-').filter(|r| !r.starts_with('-')) else {
+                return arg;
+            };
+            let name = rest.split_once('=').map_or(rest, |(name, _)| name);
+            if LEGACY_FLAGS.contains(&name) {
+                OsString::from(format!("-{text}"))
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+pub fn parse() -> Cli {
+    Cli::parse_from(normalize_legacy_flags(std::env::args_os()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(normalize_legacy_flags(words.iter().map(OsString::from)))
+    }
+
+    #[test]
+    fn go_dromaius_flags_with_one_or_two_dashes() {
+        for words in [
+            &["dromaius", "-cmd", "interactive", "-host", "vhost1"][..],
+            &["dromaius", "--cmd", "interactive", "--host", "vhost1"],
+            &["dromaius", "-cmd=interactive", "-host=vhost1"],
+            &["dromaius", "--cmd=interactive", "-host", "vhost1"],
+        ] {
+            let cli = parse_words(words).map_err(|e| e.to_string());
+            let cli = cli.as_ref().map(|c| (c.cmd.as_deref(), c.host.as_deref()));
+            assert_eq!(cli, Ok((Some("interactive"), Some("vhost1"))), "{words:?}");
+        }
+        let cli = parse_words(&[
+            "dromaius", "-cmd", "start", "-host", "h", "-config", "/x.json",
+        ]);
+        let cli = cli.map_err(|e| e.to_string());
+        assert_eq!(cli.map(|c| c.config), Ok(Some(PathBuf::from("/x.json"))));
+    }
+
+    #[test]
+    fn gateway_and_admin_forms() {
+        let cli = parse_words(&["dromaius", "--key", "alice"]).map_err(|e| e.to_string());
+        assert_eq!(cli.map(|c| c.key), Ok(Some("alice".into())));
+        let cli = parse_words(&["dromaius", "check", "--config", "/c"]).map_err(|e| e.to_string());
+        assert!(matches!(
+            cli.map(|c| c.admin),
+            Ok(Some(AdminCommand::Check { .. }))
+        ));
+        assert!(parse_words(&["dromaius", "--bogus"]).is_err());
+        assert!(parse_words(&["dromaius", "-c"]).is_err());
+    }
+
+    #[test]
+    fn only_known_legacy_flags_are_rewritten() {
+        let out = normalize_legacy_flags(
+            ["-cmd", "-x", "-hostname", "--key", "-", "-config=a"].map(OsString::from),
+        );
+        assert_eq!(
+            out,
+            ["--cmd", "-x", "-hostname", "--key", "-", "--config=a"].map(OsString::from)
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! Who may do what to which domain: pure decisions over a loaded config.
+//!
+//! The policy answers with values (`Decision`), never with side effects: it does not print,
+//! exit, log or run virsh. The rule is the contract's: the first grant of the key (in file
+//! order) that matches both the domain and the command decides, and its `connect` is where
+//! the domain is looked up. A go-dromaius session bound to `-host` may touch that one domain
+//! only, with every command if `AllowedHosts` lists it.
+
+use crate::action::{Action, ActionSet};
+use crate::config::{Config, Grant};
+
+/// The identity a request is judged as: a key name (from `--key` or the Unix user) and,
+/// for a go-dromaius `-host` session, the domain the session is bound to.
+#[derive(Debug, Clone)]
+pub struct Subject<'c> {
+    config: &'c Config,
+    key: String,
+    grants: Option<&'c [Grant]>,
+    bound: Option<String>,
+    bound_host_allowed: bool,
+}
+
+/// Why a request was denied. Only `explain` and the audit log see this; the user always
+/// gets the same "permission denied", so a denial tells them nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The config names no such key (and no `AllowedHosts` binding applies).
+    UnknownKey,
+    /// A bound session named a domain other than its own.
+    OutsideBoundDomain,
+    /// No grant of the key matches both the domain and the command.
+    NoMatchingGrant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<'c> {
+    Allow {
+        /// The libvirt URI the domain is looked up and acted on.
+        connect: &'c str,
+        /// Which of the key's grants allowed it (0-based); `None` for `AllowedHosts`.
+        grant: Option<usize>,
+    },
+    Deny(DenyReason),
+}
+
+impl<'c> Subject<'c> {
+    pub fn new(config: &'c Config, key: &str, bound: Option<&str>) -> Subject<'c> {
+        let bound_host_allowed =
+            bound.is_some_and(|host| config.allowed_hosts.iter().any(|h| h == host));
+        Subject {
+            config,
+            key: key.to_owned(),
+            grants: config.keys.get(key).map(Vec::as_slice),
+            bound: bound.map(str::to_owned),
+            bound_host_allowed,
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether this subject may make any request at all. A key the config does not name
+    /// is refused everything (77), unless it is in a session bound to an `AllowedHosts` domain.
+    pub fn is_known(&self) -> bool {
+        self.grants.is_some() || self.bound_host_allowed
+    }
+
+    /// May this subject run `action` on the domain named `domain`?
+    pub fn decide(&self, action: Action, domain: &str) -> Decision<'c> {
+        if let Some(bound) = &self.bound {
+            if domain != bound {
+                return Decision::Deny(DenyReason::OutsideBoundDomain);
+            }
+            if self.bound_host_allowed {
+                return Decision::Allow {
+                    connect: &self.config.connect,
+                    grant: None,
+                };
+            }
+        }
+        let Some(grants) = self.grants else {
+            return Decision::Deny(DenyReason::UnknownKey);
+        };
+        grants
+            .iter()
+            .position(|g| g.commands.contains(action) && g.matches_domain(domain))
+            .map_or(Decision::Deny(DenyReason::NoMatchingGrant), |index| {
+                Decision::Allow {
+                    connect: self.config.connect_of(&grants[index]),
+                    grant: Some(index),
+                }
+            })
+    }
+
+    /// The domain a request means when the user names none: the bound `-host`, or the
+    /// key's only domain when it is granted exactly one name and no pattern.
+    pub fn implied_domain(&self) -> Option<String> {
+        if let Some(bound) = &self.bound {
+            return Some(bound.clone());
+        }
+        self.sole_exact_domain().map(str::to_owned)
+    }
+
+    fn sole_exact_domain(&self) -> Option<&'c str> {
+        let mut only: Option<&'c str> = None;
+        for pattern in self.grants?.iter().flat_map(|g| &g.domains) {
+            match pattern {
+                crate::config::DomainPattern::Glob(_) => return None,
+                crate::config::DomainPattern::Exact(name) => match only {
+                    Some(seen) if seen != name => return None,
+                    _ => only = Some(name),
+                },
+            }
+        }
+        only
+    }
+
+    /// The commands this subject can use on at least one domain (for `help` and completion).
+    pub fn usable_actions(&self) -> ActionSet {
+        if !self.is_known() {
+            return ActionSet::EMPTY;
+        }
+        if self.bound_host_allowed {
+            return ActionSet::ALL;
+        }
+        let mut set = ActionSet::EMPTY;
+        for grant in self.grants.unwrap_or_default() {
+            // In a bound session only grants that can match the bound domain count.
+            if self
+                .bound
+                .as_deref()
+                .is_none_or(|b| grant.matches_domain(b))
+            {
+                set = set.union(grant.commands);
+            }
+        }
+        set
+    }
+
+    /// Whether `list` shows the domain `name` found on `connect`: some command on it is
+    /// allowed, and the grant that allows it looks the domain up on that same URI.
+    pub fn may_list(&self, name: &str, connect: &str) -> bool {
+        Action::ALL.into_iter().any(|action| {
+            matches!(self.decide(action, name), Decision::Allow { connect: c, .. } if c == connect)
+        })
+    }
+
+    /// Every URI a `list` has to look at, each once, in file order.
+    pub fn connects(&self) -> Vec<&'c str> {
+        let mut uris: Vec<&'c str> = Vec::new();
+        let mut add = |uri: &'c str| {
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        };
+        if self.bound_host_allowed {
+            add(&self.config.connect);
+        }
+        for grant in self.grants.unwrap_or_default() {
+            add(self.config.connect_of(grant));
+        }
+        uris
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(text: &str) -> Config {
+        match crate::config::parse(text, Path::new("t.json")) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const CONFIG: &str = r#"{
+      "connect": "qemu:///system",
+      "keys": {
+        "alice": [
+          { "domains": ["alice-*"], "commands": ["start", "shutdown", "reboot", "status", "console"] },
+          { "domains": ["shared-db"], "commands": ["status"] },
+          { "domains": ["lab-?"], "connect": "test:///default" }
+        ],
+        "bob": [ { "domains": ["2"], "commands": ["status", "start"] } ],
+        "ops": [ { "domains": ["*"] } ],
+        "nobody": []
+      },
+      "AllowedHosts": ["vhost1.example.local"]
+    }"#;
+
+    fn allowed(connect: &str, grant: Option<usize>) -> Decision<'_> {
+        Decision::Allow { connect, grant }
+    }
+
+    #[test]
+    fn decision_table() {
+        use Action::*;
+        let c = config(CONFIG);
+        let deny = Decision::Deny(DenyReason::NoMatchingGrant);
+        let unknown = Decision::Deny(DenyReason::UnknownKey);
+        let cases: &[(&str, Action, &str, Decision<'_>)] = &[
+            (
+                "alice",
+                Start,
+                "alice-web",
+                allowed("qemu:///system", Some(0)),
+            ),
+            (
+                "alice",
+                Console,
+                "alice-web",
+                allowed("qemu:///system", Some(0)),
+            ),
+            ("alice", Destroy, "alice-web", deny.clone()),
+            ("alice", Reset, "alice-web", deny.clone()),
+            (
+                "alice",
+                Status,
+                "shared-db",
+                allowed("qemu:///system", Some(1)),
+            ),
+            ("alice", Start, "shared-db", deny.clone()),
+            (
+                "alice",
+                Destroy,
+                "lab-1",
+                allowed("test:///default", Some(2)),
+            ),
+            ("alice", Destroy, "lab-12", deny.clone()),
+            ("alice", Start, "alice", deny.clone()),
+            ("alice", Start, "Alice-web", deny.clone()),
+            ("alice", Start, "bob-web", deny.clone()),
+            ("alice", Start, "xalice-web", deny.clone()),
+            ("alice", Start, "*", deny.clone()),
+            (
+                "alice",
+                Start,
+                "alice-*",
+                allowed("qemu:///system", Some(0)),
+            ),
+            ("alice", Start, "\u{0430}lice-web", deny.clone()),
+            ("bob", Status, "2", allowed("qemu:///system", Some(0))),
+            ("bob", Status, "02", deny.clone()),
+            ("bob", Status, "+2", deny.clone()),
+            ("bob", Status, " 2", deny.clone()),
+            ("bob", Destroy, "2", deny.clone()),
+            (
+                "ops",
+                Destroy,
+                "anything",
+                allowed("qemu:///system", Some(0)),
+            ),
+            ("nobody", Status, "x", deny.clone()),
+            ("mallory", Status, "alice-web", unknown.clone()),
+            ("", Status, "alice-web", unknown.clone()),
+            ("ALICE", Status, "alice-web", unknown.clone()),
+        ];
+        for (key, action, domain, expected) in cases {
+            let subject = Subject::new(&c, key, None);
+            assert_eq!(
+                &subject.decide(*action, domain),
+                expected,
+                "{key} {action:?} {domain}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_matching_grant_decides_including_its_connect() {
+        let c = config(
+            r#"{"keys": {"k": [
+                {"domains": ["web1"], "commands": ["status"], "connect": "test:///one"},
+                {"domains": ["web*"], "connect": "test:///two"}
+            ]}}"#,
+        );
+        let k = Subject::new(&c, "k", None);
+        assert_eq!(
+            k.decide(Action::Status, "web1"),
+            allowed("test:///one", Some(0))
+        );
+        assert_eq!(
+            k.decide(Action::Start, "web1"),
+            allowed("test:///two", Some(1))
+        );
+        assert!(k.may_list("web1", "test:///one"));
+        assert!(k.may_list("web1", "test:///two"));
+        assert!(!k.may_list("web1", "qemu:///system"));
+        assert_eq!(k.connects(), ["test:///one", "test:///two"]);
+    }
+
+    #[test]
+    fn bound_sessions_reach_their_domain_only() {
+        let c = config(CONFIG);
+        let legacy = Subject::new(&c, "www-data", Some("vhost1.example.local"));
+        assert!(legacy.is_known());
+        for action in Action::ALL {
+            assert_eq!(
+                legacy.decide(action, "vhost1.example.local"),
+                allowed("qemu:///system", None)
+            );
+            assert_eq!(
+                legacy.decide(action, "alice-web"),
+                Decision::Deny(DenyReason::OutsideBoundDomain)
+            );
+        }
+        assert_eq!(legacy.usable_actions(), ActionSet::ALL);
+        assert_eq!(
+            legacy.implied_domain().as_deref(),
+            Some("vhost1.example.local")
+        );
+
+        let not_listed = Subject::new(&c, "www-data", Some("vhost2"));
+        assert!(!not_listed.is_known());
+        assert_eq!(
+            not_listed.decide(Action::Start, "vhost2"),
+            Decision::Deny(DenyReason::UnknownKey)
+        );
+
+        // A key bound to one of its own domains keeps its own grants for it, and nothing else.
+        let alice = Subject::new(&c, "alice", Some("alice-web"));
+        assert_eq!(
+            alice.decide(Action::Start, "alice-web"),
+            allowed("qemu:///system", Some(0))
+        );
+        assert_eq!(
+            alice.decide(Action::Destroy, "alice-web"),
+            Decision::Deny(DenyReason::NoMatchingGrant)
+        );
+        assert_eq!(
+            alice.decide(Action::Status, "shared-db"),
+            Decision::Deny(DenyReason::OutsideBoundDomain)
+        );
+        assert!(!alice.usable_actions().contains(Action::Destroy));
+    }
+
+    #[test]
+    fn default_domain_only_for_a_single_exact_name() {
+        let c = config(CONFIG);
+        assert_eq!(
+            Subject::new(&c, "bob", None).implied_domain().as_deref(),
+            Some("2")
+        );
+        assert_eq!(Subject::new(&c, "alice", None).implied_domain(), None);
+        assert_eq!(Subject::new(&c, "ops", None).implied_domain(), None);
+        assert_eq!(Subject::new(&c, "nobody", None).implied_domain(), None);
+        assert_eq!(Subject::new(&c, "mallory", None).implied_domain(), None);
+        let twice = config(
+            r#"{"keys": {"k": [{"domains": ["a"]}, {"domains": ["a"], "commands": ["status"]}]}}"#,
+        );
+        assert_eq!(
+            Subject::new(&twice, "k", None).implied_domain().as_deref(),
+            Some("a")
+        );
+        let two = config(r#"{"keys": {"k": [{"domains": ["a", "b"]}]}}"#);
+        assert_eq!(Subject::new(&two, "k", None).implied_domain(), None);
+    }
+
+    #[test]
+    fn usable_actions_are_the_union_of_grants() {
+        let c = config(CONFIG);
+        let alice = Subject::new(&c, "alice", None).usable_actions();
+        assert_eq!(alice, ActionSet::ALL);
+        let bob = Subject::new(&c, "bob", None).usable_actions();
+        assert_eq!(
+            bob.iter().collect::<Vec<_>>(),
+            [Action::Start, Action::Status]
+        );
+        assert!(
+            Subject::new(&c, "mallory", None)
+                .usable_actions()
+                .is_empty()
+        );
+        assert!(Subject::new(&c, "nobody", None).usable_actions().is_empty());
+    }
+
+    #[test]
+    fn list_shows_only_what_some_grant_allows_on_that_uri() {
+        let c = config(CONFIG);
+        let alice = Subject::new(&c, "alice", None);
+        assert!(alice.may_list("alice-web", "qemu:///system"));
+        assert!(alice.may_list("shared-db", "qemu:///system"));
+        assert!(alice.may_list("lab-1", "test:///default"));
+        assert!(!alice.may_list("lab-1", "qemu:///system"));
+        assert!(!alice.may_list("alice-web", "test:///default"));
+        assert!(!alice.may_list("bob-web", "qemu:///system"));
+        assert_eq!(alice.connects(), ["qemu:///system", "test:///default"]);
+        assert!(!Subject::new(&c, "mallory", None).may_list("alice-web", "qemu:///system"));
+    }
+}

@@ -1,0 +1,124 @@
+//! The process's own edges: signals, and the virsh child that must not outlive us.
+//!
+//! `virsh console` ignores SIGHUP, SIGTERM, SIGINT and SIGQUIT, so when the SSH client goes
+//! away a plain exit would leave it holding the domain's console forever. A signal thread
+//! SIGKILLs the running child (its whole process group where it has one of its own) and
+//! lets the main thread finish the request, audit it, and stop. Nothing here decides policy.
+
+use std::io;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// The running virsh child, if any: its pid, and whether it leads its own process group.
+static CHILD: Mutex<Option<(i32, bool)>> = Mutex::new(None);
+/// Set once the client is gone (SIGHUP) or we were told to stop (SIGTERM): no new request runs.
+static HUNG_UP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGINT (Ctrl-C while a command runs); cleared when read.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn child_slot() -> MutexGuard<'static, Option<(i32, bool)>> {
+    // A poisoned lock only means another thread panicked holding it; the pid is still right.
+    CHILD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the signal thread. If it cannot be started, signals keep their default action
+/// (the process dies), which is safe for everything but an attached console.
+pub fn install_signal_handlers() {
+    let Ok(mut signals) = Signals::new([SIGHUP, SIGTERM, SIGINT]) else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let mut child = child_slot();
+                if signal == SIGINT {
+                    INTERRUPTED.store(true, Ordering::SeqCst);
+                } else {
+                    HUNG_UP.store(true, Ordering::SeqCst);
+                }
+                match *child {
+                    Some((pid, own_group)) => kill_child(pid, own_group),
+                    // Nothing running: a hang-up or SIGTERM ends the session here and now
+                    // (the main thread may be blocked reading a stdin that never closes).
+                    None if signal != SIGINT => std::process::exit(128 + signal),
+                    None => {}
+                }
+                *child = None;
+            }
+        });
+    drop(spawned);
+}
+
+fn kill_child(pid: i32, own_group: bool) {
+    let target = Pid::from_raw(pid);
+    if own_group {
+        let _ = killpg(target, Signal::SIGKILL);
+    } else {
+        let _ = kill(target, Signal::SIGKILL);
+    }
+}
+
+/// Whether the client has gone away: the session must end after the current request.
+pub fn hung_up() -> bool {
+    HUNG_UP.load(Ordering::SeqCst)
+}
+
+/// Whether Ctrl-C was pressed since the last call.
+pub fn take_interrupt() -> bool {
+    INTERRUPTED.swap(false, Ordering::SeqCst)
+}
+
+/// Spawns `command` and registers the child so that a signal kills it; the returned guard
+/// unregisters it. The spawn happens under the same lock the signal thread takes, so a
+/// hang-up either comes first (and nothing is spawned) or finds the child to kill.
+pub fn spawn_tracked(command: &mut Command, own_group: bool) -> io::Result<(Child, ChildGuard)> {
+    let mut slot = child_slot();
+    if hung_up() {
+        return Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "the client hung up",
+        ));
+    }
+    let child = command.spawn()?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    *slot = Some((pid, own_group));
+    Ok((child, ChildGuard { pid, own_group }))
+}
+
+/// Kills the tracked child (and its group) on request, e.g. on a timeout.
+pub struct ChildGuard {
+    pid: i32,
+    own_group: bool,
+}
+
+impl ChildGuard {
+    pub fn kill(&self) {
+        kill_child(self.pid, self.own_group);
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let mut child = child_slot();
+        if matches!(*child, Some((pid, _)) if pid == self.pid) {
+            *child = None;
+        }
+    }
+}
+
+/// The name of the Unix user running the program, the identity when `--key` is not given.
+pub fn unix_user_name() -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+}

@@ -1,0 +1,169 @@
+//! A real guest with a serial console, for the `console` tests: a 512-byte x86 boot
+//! sector on a read-only 1.44 MB floppy, run by QEMU (TCG) under a session libvirtd.
+//!
+//! Included from `tests/common/mod.rs` as `pub mod guest;`. Only `std`.
+//!
+//! The guest prints `"\r\nECHO-READY\r\n> "` on COM1, echoes every byte it receives
+//! (CR as CR LF) and, on CR or LF, prints `"ECHO: <line>\r\n> "`. It idles in HLT, so an
+//! idle guest costs ~0% CPU. No image is downloaded: the bytes live here.
+//!
+//! How to use it (measured with libvirt 9.0 + QEMU 10.0.2 from bookworm-backports):
+//! - the floppy image must be readable by the user the session libvirtd runs as
+//!   (`nobody`): put it inside the daemon's own directory `D` (owned by nobody, every
+//!   parent 0755), not in a 0700 `mktemp -d` of root's;
+//! - `virsh console` needs a real TTY on stdin; send `\r` until `"> "` appears (bytes typed
+//!   before virsh switches the terminal to raw mode are lost, and output printed while
+//!   nobody is attached is discarded), then type; `Ctrl+]` (0x1d) ends virsh with exit 0.
+#![allow(dead_code)]
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Size of a 1.44 MB floppy image: 80 cylinders x 2 heads x 18 sectors x 512 bytes.
+pub const FLOPPY_SIZE: u64 = 1_474_560;
+
+/// The banner the guest prints once after boot.
+pub const BANNER: &str = "\r\nECHO-READY\r\n> ";
+/// The prompt the guest prints after the banner and after every line.
+pub const PROMPT: &str = "> ";
+
+/// The code and data of the boot sector: `nasm -f bin echo-boot.asm` (nasm 2.16.01), bytes
+/// 0..213. Everything after is zero up to the 0x55 0xAA signature at 510..512.
+/// Source: `tests/common/echo-boot.asm` (a copy of `console-lab/echo-boot.asm`).
+/// sha256 of the whole 512-byte sector:
+/// ad739d4eb7fd41fec2436252e478c2b23e14576561991bb038eb52b642ce4ed6
+///
+/// Layout: 0x000 start (cli; segments; IVT[0x0C] = irq4; UART 115200 8N1, RX interrupt,
+/// FIFO; unmask IRQ4), 0x050 `mov si, banner; call puts`, 0x056 `reset_line`, 0x059 `mainloop`,
+/// 0x070 eol, 0x087 getc (STI;HLT wait on LSR.DR), 0x09a irq4 (EOI), 0x0a1 putc,
+/// 0x0b0 puts, 0x0bb `"\r\nECHO-READY"`, 0x0c7 `"\r\n> \0"`, 0x0cc `"\r\nECHO: \0"`.
+const ECHO_BOOT_CODE: [u8; 213] = [
+    0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xd0, 0xbc, 0x00, 0x7c, 0xfc, 0xc7, 0x06, 0x30,
+    0x00, 0x9a, 0x7c, 0xc7, 0x06, 0x32, 0x00, 0x00, 0x00, 0xba, 0xf9, 0x03, 0x30, 0xc0, 0xee, 0xba,
+    0xfb, 0x03, 0xb0, 0x80, 0xee, 0xba, 0xf8, 0x03, 0xb0, 0x01, 0xee, 0xba, 0xf9, 0x03, 0x30, 0xc0,
+    0xee, 0xba, 0xfb, 0x03, 0xb0, 0x03, 0xee, 0xba, 0xf9, 0x03, 0xb0, 0x01, 0xee, 0xba, 0xfa, 0x03,
+    0xb0, 0x07, 0xee, 0xba, 0xfc, 0x03, 0xb0, 0x0b, 0xee, 0xe4, 0x21, 0x24, 0xef, 0xe6, 0x21, 0xfb,
+    0xbe, 0xbb, 0x7c, 0xe8, 0x5a, 0x00, 0xbf, 0x00, 0x06, 0xe8, 0x2b, 0x00, 0x3c, 0x0d, 0x74, 0x10,
+    0x3c, 0x0a, 0x74, 0x0c, 0xe8, 0x3a, 0x00, 0x81, 0xff, 0xc8, 0x06, 0x73, 0xec, 0xaa, 0xeb, 0xe9,
+    0xc6, 0x05, 0x00, 0xbe, 0xcc, 0x7c, 0xe8, 0x37, 0x00, 0xbe, 0x00, 0x06, 0xe8, 0x31, 0x00, 0xbe,
+    0xc7, 0x7c, 0xe8, 0x2b, 0x00, 0xeb, 0xcf, 0xba, 0xfd, 0x03, 0xfa, 0xec, 0xa8, 0x01, 0x75, 0x04,
+    0xfb, 0xf4, 0xeb, 0xf6, 0xfb, 0xba, 0xf8, 0x03, 0xec, 0xc3, 0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58,
+    0xcf, 0x50, 0xba, 0xfd, 0x03, 0xec, 0xa8, 0x20, 0x74, 0xfb, 0x58, 0xba, 0xf8, 0x03, 0xee, 0xc3,
+    0xac, 0x84, 0xc0, 0x74, 0x05, 0xe8, 0xe9, 0xff, 0xeb, 0xf6, 0xc3, 0x0d, 0x0a, 0x45, 0x43, 0x48,
+    0x4f, 0x2d, 0x52, 0x45, 0x41, 0x44, 0x59, 0x0d, 0x0a, 0x3e, 0x20, 0x00, 0x0d, 0x0a, 0x45, 0x43,
+    0x48, 0x4f, 0x3a, 0x20, 0x00,
+];
+
+/// The 512-byte boot sector: prints `"\r\nECHO-READY\r\n> "` on COM1 and echoes input, as
+/// in `tests/common/echo-boot.asm`. Assembled once with `nasm -f bin`; see
+/// [`ECHO_BOOT_CODE`] for the bytes and their layout.
+pub const ECHO_BOOT_SECTOR: [u8; 512] = {
+    let mut sector = [0u8; 512];
+    let mut i = 0;
+    while i < ECHO_BOOT_CODE.len() {
+        sector[i] = ECHO_BOOT_CODE[i];
+        i += 1;
+    }
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    sector
+};
+
+/// Writes a 1.44 MB floppy image (boot sector + zero padding to 1474560 bytes) at `path`,
+/// mode 0644 (whatever the umask), replacing any file there. Panics on any I/O error.
+///
+/// QEMU runs as the session libvirtd's user and opens the image itself, so every directory
+/// above `path` must be traversable (x) by that user.
+pub fn write_floppy(path: &Path) {
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        panic!("write_floppy: {what} {}: {e}", path.display())
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
+        .unwrap_or_else(|e| fail("cannot create", e));
+    f.write_all(&ECHO_BOOT_SECTOR)
+        .unwrap_or_else(|e| fail("cannot write", e));
+    // The rest of the image is zeros: extend the file (sparse) to the full floppy size.
+    f.set_len(FLOPPY_SIZE)
+        .unwrap_or_else(|e| fail("cannot extend", e));
+    f.sync_all().unwrap_or_else(|e| fail("cannot sync", e));
+    // `mode()` is filtered by the umask and ignored for an existing file: set it exactly.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+        .unwrap_or_else(|e| fail("cannot chmod", e));
+}
+
+/// The domain XML (type='qemu', floppy boot, `<serial type='pty'>`, `<console>`, `<acpi/>`,
+/// memballoon none) for `name` booting `image`.
+///
+/// `image` is made absolute against the current directory if it is relative (libvirt
+/// needs an absolute path) and must be valid UTF-8. `name` and the path are XML-escaped.
+/// `<acpi/>` is required: without it libvirt 9.0 passes `-no-acpi`, which QEMU 10 rejects.
+pub fn echo_domain_xml(name: &str, image: &Path) -> String {
+    let image: PathBuf = std::path::absolute(image)
+        .unwrap_or_else(|e| panic!("echo_domain_xml: {}: {e}", image.display()));
+    let image = image.to_str().unwrap_or_else(|| {
+        panic!(
+            "echo_domain_xml: image path is not UTF-8: {}",
+            image.display()
+        )
+    });
+    format!(
+        "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>32</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='fd'/>
+  </os>
+  <features>
+    <acpi/>
+  </features>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='floppy'>
+      <driver name='qemu' type='raw'/>
+      <source file='{image}'/>
+      <target dev='fda' bus='fdc'/>
+      <readonly/>
+    </disk>
+    <serial type='pty'>
+      <target port='0'/>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        name = xml_escape(name),
+        image = xml_escape(image),
+    )
+}
+
+/// Escapes text for an XML element body or a single- or double-quoted attribute.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
