@@ -16,6 +16,8 @@
 
 #![allow(dead_code)]
 
+pub mod guest;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
