@@ -20,15 +20,10 @@ struct World {
 impl World {
     /// `keys` is the JSON object of the config's `keys`; `connect` is the rig's test URI.
     fn new(keys: &str) -> World {
-        World::with_top_level(keys, "")
-    }
-
-    /// Same, with extra top-level fields (`"name": value,` each, trailing comma included).
-    fn with_top_level(keys: &str, extra: &str) -> World {
         let rig = Rig::get();
         let audit = AuditSink::new();
         let config = format!(
-            r#"{{ {extra} "virsh": "/usr/bin/virsh", "connect": "{}", "syslog_socket": "{}", "keys": {keys} }}"#,
+            r#"{{ "virsh": "/usr/bin/virsh", "connect": "{}", "syslog_socket": "{}", "keys": {keys} }}"#,
             rig.test_uri(),
             audit.path().display()
         );
@@ -41,17 +36,22 @@ impl World {
 
     /// A key whose forced command runs dromaius with `args` and this world's config.
     fn key(&self, args: &str) -> SshKey {
-        let command = format!(
-            "{} --config {} {args}",
-            dromaius_bin().display(),
-            self.config.display()
-        );
-        self.rig.authorize(&command, "restrict")
+        forced_key(self.rig, &self.config, args)
     }
 
     fn records(&self, at_least: usize) -> Vec<String> {
         self.audit.records(at_least, Duration::from_secs(5))
     }
+}
+
+/// A key whose forced command runs dromaius with `config` and `args`, under `restrict`.
+fn forced_key(rig: &Rig, config: &Path, args: &str) -> SshKey {
+    let command = format!(
+        "{} --config {} {args}",
+        dromaius_bin().display(),
+        config.display()
+    );
+    rig.authorize(&command, "restrict")
 }
 
 fn code(out: &Output) -> Option<i32> {
@@ -590,14 +590,7 @@ fn config_faults_refuse_every_request_with_78() {
         "{\n  \"keys\": {\n    \"alice\": [ { \"domains\": [\"*\"], \"comands\": [\"start\"] } ]\n  }\n}\n",
     );
     let out = rig.ssh(
-        &rig.authorize(
-            &format!(
-                "{} --config {} --key alice",
-                dromaius_bin().display(),
-                bad.display()
-            ),
-            "restrict",
-        ),
+        &forced_key(rig, &bad, "--key alice"),
         Some("status test"),
         b"",
     );
@@ -611,14 +604,7 @@ fn config_faults_refuse_every_request_with_78() {
     );
 
     let missing = Path::new("/nonexistent/dromaius.json");
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            missing.display()
-        ),
-        "restrict",
-    );
+    let key = forced_key(rig, missing, "--key alice");
     let out = rig.ssh(&key, Some("status test"), b"");
     assert_eq!(code(&out), Some(78));
     assert!(
@@ -637,11 +623,6 @@ fn config_faults_refuse_every_request_with_78() {
 
 #[test]
 fn unreachable_virsh_or_libvirt_is_69() {
-    let world = World::with_top_level(
-        r#"{"alice": [{"domains": ["test"]}]}"#,
-        r#""timeout_secs": 5,"#,
-    );
-    let _ = world;
     let rig = Rig::get();
     let audit = AuditSink::new();
     let no_virsh = write_file(
@@ -660,14 +641,7 @@ fn unreachable_virsh_or_libvirt_is_69() {
         (&no_virsh, "cannot run /nonexistent/virsh"),
         (&no_libvirt, "failed to connect to the hypervisor"),
     ] {
-        let key = rig.authorize(
-            &format!(
-                "{} --config {} --key alice",
-                dromaius_bin().display(),
-                config.display()
-            ),
-            "restrict",
-        );
+        let key = forced_key(rig, config, "--key alice");
         for request in ["status test", "list"] {
             let out = rig.ssh(&key, Some(request), b"");
             assert_eq!(code(&out), Some(69), "{request} {what}: {}", stderr(&out));
@@ -700,14 +674,7 @@ fn a_virsh_past_timeout_is_killed_with_124() {
             fake.display()
         ),
     );
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            config.display()
-        ),
-        "restrict",
-    );
+    let key = forced_key(rig, &config, "--key alice");
     let started = std::time::Instant::now();
     let out = rig.ssh(&key, Some("start web1"), b"");
     assert_eq!(code(&out), Some(124), "{}", stderr(&out));
@@ -787,14 +754,7 @@ fn an_unreachable_syslog_never_fails_a_request() {
                 rig.test_uri()
             ),
         );
-        let key = rig.authorize(
-            &format!(
-                "{} --config {} --key alice",
-                dromaius_bin().display(),
-                config.display()
-            ),
-            "restrict",
-        );
+        let key = forced_key(rig, &config, "--key alice");
         let out = rig.ssh(&key, Some(&format!("status {web}")), b"");
         assert_eq!(
             (code(&out), stdout(&out)),
