@@ -165,6 +165,9 @@ pub const ENVIRONMENT: [(&str, &str); 5] = [
     ("XDG_CACHE_HOME", "/nonexistent"),
 ];
 
+/// How long to wait for a killed virsh to be reaped before giving up on it.
+const REAP_GRACE: Duration = Duration::from_secs(2);
+
 /// What a finished virsh run produced.
 #[derive(Debug)]
 pub struct Captured {
@@ -238,7 +241,9 @@ impl Virsh {
             Ok(output) => output,
             Err(_) => {
                 guard.kill();
-                let _ = receiver.recv();
+                // Reap it if the kill closed its pipes; a grandchild that left the group and
+                // holds a pipe open must not hang the request, so this wait is bounded too.
+                let _ = receiver.recv_timeout(REAP_GRACE);
                 return Err(RunError::TimedOut);
             }
         };
