@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod escape;
 mod gateway;
+mod manpage;
 mod policy;
 mod prompt;
 mod request;
