@@ -96,7 +96,14 @@ fn help_lists_the_subcommands_and_the_gateway_usage() {
 fn the_shipped_example_passes_check() {
     let out = dromaius(&["check", "--config", path_str(&example())], b"");
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
-    assert_eq!(stderr(&out), "", "no warnings expected");
+    // No warning about its contents. (Who owns the checked-out file, and with what mode,
+    // is up to the checkout, not the example.)
+    let warnings = stderr(&out);
+    let about_contents: Vec<&str> = warnings
+        .lines()
+        .filter(|l| !l.contains("writable by group or others") && !l.contains("not root"))
+        .collect();
+    assert_eq!(about_contents, Vec::<&str>::new());
     let text = stdout(&out);
     assert!(text.contains(": valid\n"), "{text}");
     assert!(text.contains("2 keys, 3 grants"), "{text}");

@@ -195,6 +195,9 @@ fn parse_options(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
         } else {
             None
         };
+        if name == "command" && options.iter().any(|(n, _)| n == "command") {
+            return Err("more than one command= option (sshd refuses the line)".into());
+        }
         if takes_value != value.is_some() {
             return Err(if takes_value {
                 format!("option {name} needs a value")
@@ -276,7 +279,6 @@ fn lint_entry(entry: &Entry, context: &Context<'_>, report: &mut dyn FnMut(bool,
     let Some(command) = entry
         .options
         .iter()
-        .rev()
         .find(|(name, _)| name == "command")
         .and_then(|(_, value)| value.as_deref())
     else {
@@ -715,6 +717,10 @@ mod tests {
             ),
             (format!("command,restrict {ED25519}"), "needs a value"),
             (format!("restrict=\"x\" {ED25519}"), "takes no value"),
+            (
+                format!("command=\"{BIN} --key bob\",restrict,command=\"/bin/sh\" {ED25519}"),
+                "more than one command=",
+            ),
             (
                 format!("command=\"{BIN} --key bob\",restrict,"),
                 "no public key",
