@@ -17,7 +17,8 @@ use clap::{Parser, Subcommand};
     about = "An SSH forced command that gives each key power over its own libvirt domains only",
     long_about = "An SSH forced command that gives each key power over its own libvirt domains \
         only.\n\nWithout a subcommand it is the gateway: the request comes from \
-        SSH_ORIGINAL_COMMAND, or lines are read from stdin (a prompt on a terminal)."
+        SSH_ORIGINAL_COMMAND, or lines are read from stdin (a prompt on a terminal).",
+    after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// The config file [default: /etc/dromaius/dromaius.json; with -cmd/-host: ./dromaius.json]
@@ -39,6 +40,24 @@ pub struct Cli {
     #[command(subcommand)]
     pub admin: Option<AdminCommand>,
 }
+
+/// The end of `--help`: how the gateway is deployed and what its exit statuses mean.
+pub const AFTER_LONG_HELP: &str = "\
+Gateway, as an authorized_keys forced command (`dromaius keyline` prints such a line):
+  command=\"/usr/bin/dromaius --key alice\",restrict,pty ssh-ed25519 AAAA... alice@laptop
+The user then sends one request (ssh dromaius@host start web1) or a session of them, one per
+line: start, shutdown, reboot, reset, destroy, console, status DOMAIN; list; help; exit.
+
+go-dromaius lines keep working: dromaius -cmd CMD -host DOMAIN [-config PATH]
+
+Exit status of the gateway: 0 done; 1 virsh ran and failed; 2 request not understood;
+69 virsh or libvirt unreachable; 77 not allowed; 78 config missing or invalid;
+124 timed out; 130 interrupted.
+check: 0 valid (warnings allowed), 1 problems in --authorized-keys, 78 config invalid.
+explain: 0 allowed, 77 denied, 2 request not understood, 78 config invalid.
+keyline: 0 line printed, 1 input refused.
+
+See dromaius(1) for the config format.";
 
 /// Commands for the administrator at a root shell; never reachable through SSH_ORIGINAL_COMMAND.
 #[derive(Debug, Subcommand)]

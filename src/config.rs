@@ -51,7 +51,6 @@ pub struct Grant {
     /// The grant's own URI; `None` means the top-level `connect`.
     pub connect: Option<String>,
     /// 1-based line of the grant's opening brace, for `explain` and `check`.
-    #[allow(dead_code)] // read by the administrator subcommands
     pub line: usize,
 }
 
@@ -132,13 +131,31 @@ impl std::error::Error for ConfigError {}
 /// Reads and validates the config at `path`. Bounded: a file over [`MAX_CONFIG_BYTES`] is
 /// refused without being read whole.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = read_bounded(path).map_err(|reason| ConfigError {
-        file: path.to_owned(),
+    load_all(path).map_err(first)
+}
+
+/// Like [`load`], but a config whose grants hold several mistakes is refused with all of
+/// them (`check` shows every one). A file that is not JSON stops at its first error.
+pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = read_bounded(path).map_err(|reason| {
+        vec![ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            reason,
+        }]
+    })?;
+    parse_all(&text, path)
+}
+
+/// The first of a non-empty list of errors, in file order.
+fn first(errors: Vec<ConfigError>) -> ConfigError {
+    errors.into_iter().next().unwrap_or_else(|| ConfigError {
+        file: PathBuf::new(),
         line: 0,
         column: 0,
-        reason,
-    })?;
-    parse(&text, path)
+        reason: "refused".into(),
+    })
 }
 
 fn read_bounded(path: &Path) -> Result<String, String> {
@@ -165,47 +182,64 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 }
 
 /// Validates config text; `file` is only used in errors. Pure: no I/O.
+#[cfg_attr(not(test), allow(dead_code))] // the unit tests' way in
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    parse_all(text, file).map_err(first)
+}
+
+/// Like [`parse`], with every refused grant reported (each grant is read on its own, so a
+/// mistake in one does not hide a mistake in the next).
+pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
     let at = |line: usize, column: usize, reason: String| ConfigError {
         file: file.to_owned(),
         line,
         column,
         reason,
     };
-    let from_json = |e: serde_json::Error| at(e.line(), e.column(), describe(&e));
+    let from_json = |e: serde_json::Error| vec![at(e.line(), e.column(), describe(&e))];
 
     // serde's derive would also take a struct written as a JSON array; a config that is not
     // an object is the wrong type, so refuse it before serde sees it.
     if !text.trim_start().starts_with('{') {
         let (line, column) = position_of(text, text.trim_start());
-        return Err(at(line, column, "the config must be a JSON object".into()));
+        return Err(vec![at(
+            line,
+            column,
+            "the config must be a JSON object".into(),
+        )]);
     }
     let raw: RawConfig<'_> = serde_json::from_str(text).map_err(from_json)?;
     if raw.keys.is_none() && raw.allowed_hosts.is_none() {
-        return Err(at(
+        return Err(vec![at(
             1,
             1,
             "a config needs `keys`, `AllowedHosts` or both".into(),
-        ));
+        )]);
     }
 
     let mut keys = HashMap::new();
+    let mut errors = Vec::new();
     for (name, raw_grants) in raw.keys.map(|k| k.0).unwrap_or_default() {
         let mut grants = Vec::with_capacity(raw_grants.len());
         for raw_grant in raw_grants {
             let (line, column) = position_of(text, raw_grant.get());
             if !raw_grant.get().starts_with('{') {
-                return Err(at(line, column, "a grant must be a JSON object".into()));
+                errors.push(at(line, column, "a grant must be a JSON object".into()));
+                continue;
             }
-            let grant: RawGrant = serde_json::from_str(raw_grant.get()).map_err(|e| {
-                // serde_json counts from the start of the grant; make it count from the file's.
-                let column = if e.line() == 1 {
-                    column + e.column() - 1
-                } else {
-                    e.column()
-                };
-                at(line + e.line() - 1, column, describe(&e))
-            })?;
+            let grant: RawGrant = match serde_json::from_str(raw_grant.get()) {
+                Ok(grant) => grant,
+                Err(e) => {
+                    // serde_json counts from the start of the grant; count from the file's.
+                    let column = if e.line() == 1 {
+                        column + e.column() - 1
+                    } else {
+                        e.column()
+                    };
+                    errors.push(at(line + e.line() - 1, column, describe(&e)));
+                    continue;
+                }
+            };
             grants.push(Grant {
                 domains: grant.domains.0,
                 commands: grant.commands.map_or(ActionSet::ALL, |c| c.0),
@@ -214,6 +248,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
             });
         }
         keys.insert(name, grants);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
 
     Ok(Config {
@@ -629,6 +666,26 @@ mod tests {
         let error = parse_err(first_line);
         // Column 55 is the closing quote of "bogus", counted from the start of the file.
         assert_eq!((error.line, error.column), (1, 55), "{error}");
+    }
+
+    #[test]
+    fn every_refused_grant_is_reported_in_file_order() {
+        let text = "{\"keys\": {\n  \"a\": [{\"domains\": []},\n         {\"domains\": [\"ok\"]}],\n  \"b\": [{\"domains\": [\"x\"], \"commands\": [\"bogus\"]},\n         [\"not a grant\"]]\n}}\n";
+        let errors = match parse_all(text, Path::new("t.json")) {
+            Ok(_) => panic!("accepted"),
+            Err(errors) => errors,
+        };
+        let found: Vec<(usize, &str)> =
+            errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(found[0].0, 2);
+        assert!(found[0].1.contains("at least one domain"));
+        assert_eq!(found[1].0, 4);
+        assert!(found[1].1.contains("bogus"));
+        assert_eq!(found[2].0, 5);
+        assert!(found[2].1.contains("grant must be a JSON object"));
+        // The gateway's loader stops at the first of them.
+        assert_eq!(parse_err(text), errors[0]);
     }
 
     #[test]

@@ -61,14 +61,14 @@ impl<'c> Gateway<'c> {
             Ok(Some(request)) => request,
             Err(error) => return Some(self.refuse_invalid(line, None, &error)),
         };
-        let handled = match self.judge(&request) {
+        let handled = match judge(&self.subject, &request) {
             Judgement::Invalid(error) => {
                 self.refuse_invalid(line, request.domain.as_deref(), &error)
             }
             Judgement::Deny(domain, reason) => {
                 self.refuse_denied(&request, domain.as_deref(), reason)
             }
-            Judgement::Allow(verb, domain, connect) => {
+            Judgement::Allow(verb, domain, connect, _) => {
                 let status = self.run(verb, domain.as_deref(), connect);
                 self.log(
                     verb.name().as_bytes(),
@@ -84,31 +84,6 @@ impl<'c> Gateway<'c> {
             }
         };
         Some(handled)
-    }
-
-    /// Decides a parsed request; no effects.
-    fn judge(&self, request: &Request) -> Judgement<'c> {
-        let verb = request.verb;
-        if verb == Verb::Exit {
-            return Judgement::Allow(verb, None, "");
-        }
-        if !self.subject.is_known() {
-            return Judgement::Deny(request.domain.clone(), DenyReason::UnknownKey);
-        }
-        let Verb::Act(action) = verb else {
-            return Judgement::Allow(verb, None, "");
-        };
-        let Some(domain) = request
-            .domain
-            .clone()
-            .or_else(|| self.subject.implied_domain())
-        else {
-            return Judgement::Invalid(ParseError::MissingDomain(action));
-        };
-        match self.subject.decide(action, &domain) {
-            Decision::Allow { connect, .. } => Judgement::Allow(verb, Some(domain), connect),
-            Decision::Deny(reason) => Judgement::Deny(Some(domain), reason),
-        }
     }
 
     fn refuse_invalid(&self, line: &[u8], domain: Option<&str>, error: &ParseError) -> Handled {
@@ -331,10 +306,35 @@ impl<'c> Gateway<'c> {
     }
 }
 
-enum Judgement<'c> {
-    Allow(Verb, Option<String>, &'c str),
+/// What the gateway decides for a parsed request, before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement<'c> {
+    /// Run it: the verb, the domain (the one typed or the implied one), the libvirt URI,
+    /// and which of the key's grants allowed it (`None`: no grant is needed, or `AllowedHosts`).
+    Allow(Verb, Option<String>, &'c str, Option<usize>),
     Deny(Option<String>, DenyReason),
     Invalid(ParseError),
+}
+
+/// Decides a parsed request for `subject`; no effects. `explain` asks the same question.
+pub fn judge<'c>(subject: &Subject<'c>, request: &Request) -> Judgement<'c> {
+    let verb = request.verb;
+    if verb == Verb::Exit {
+        return Judgement::Allow(verb, None, "", None);
+    }
+    if !subject.is_known() {
+        return Judgement::Deny(request.domain.clone(), DenyReason::UnknownKey);
+    }
+    let Verb::Act(action) = verb else {
+        return Judgement::Allow(verb, None, "", None);
+    };
+    let Some(domain) = request.domain.clone().or_else(|| subject.implied_domain()) else {
+        return Judgement::Invalid(ParseError::MissingDomain(action));
+    };
+    match subject.decide(action, &domain) {
+        Decision::Allow { connect, grant } => Judgement::Allow(verb, Some(domain), connect, grant),
+        Decision::Deny(reason) => Judgement::Deny(Some(domain), reason),
+    }
 }
 
 /// virsh names the domain by the UUID it was given; show the user the name they know.

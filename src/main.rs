@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 
 mod action;
+mod admin;
 mod audit;
 mod cli;
 mod config;
 mod escape;
 mod gateway;
+mod manpage;
 mod policy;
 mod prompt;
 mod request;
@@ -30,10 +32,7 @@ use session::Source;
 fn main() -> ExitCode {
     let cli = cli::parse();
     let code = match cli.admin {
-        Some(_) => {
-            say_error("administrator subcommands are not available yet");
-            status::USAGE
-        }
+        Some(command) => admin::run(cli.config, command),
         None => run_gateway(cli),
     };
     ExitCode::from(code)

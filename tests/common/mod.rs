@@ -272,14 +272,45 @@ impl Rig {
         key
     }
 
+    /// Appends `line` to the sshd AuthorizedKeysFile exactly as given (one line, e.g. one
+    /// printed by `dromaius keyline`). Thread-safe.
+    pub fn authorize_line(&self, line: &str) {
+        assert!(
+            !line.trim_end_matches('\n').contains('\n'),
+            "an authorized_keys entry is one line"
+        );
+        let _guard = self
+            .authorize_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.authorized_keys)
+            .expect("open authorized_keys");
+        file.write_all(format!("{}\n", line.trim_end_matches('\n')).as_bytes())
+            .expect("append to authorized_keys");
+    }
+
+    /// A fresh key pair of the given `ssh-keygen -t` type and options (e.g. `&["rsa", "-b",
+    /// "2048"]`), not authorized anywhere; its public half is `private` + `.pub`.
+    pub fn key_pair(&self, type_and_options: &[&str]) -> SshKey {
+        self.generate_typed_key(type_and_options)
+    }
+
     fn generate_key(&self) -> SshKey {
+        self.generate_typed_key(&["ed25519"])
+    }
+
+    fn generate_typed_key(&self, type_and_options: &[&str]) -> SshKey {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let keys = self.dir.join("keys");
         fs::create_dir_all(&keys).expect("create keys dir");
-        let private = keys.join(format!("id_ed25519_{n}"));
+        let private = keys.join(format!("id_{}_{n}", type_and_options[0]));
         let mut keygen = clean_command(SSH_KEYGEN, &self.dir);
         keygen
-            .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+            .args(["-q", "-t"])
+            .args(type_and_options)
+            .args(["-N", "", "-C"])
             .arg(format!("rig-key-{n}"))
             .arg("-f")
             .arg(&private);

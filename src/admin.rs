@@ -1,0 +1,323 @@
+//! The administrator's subcommands: `check`, `explain` and `keyline`.
+//!
+//! They run from a root shell with trusted arguments; none of them is reachable from what
+//! an SSH user sends (the gateway only ever hands a user's line to `request::parse`, whose
+//! grammar has no such words). They share the gateway's own code — `config::load`,
+//! `request::parse`, `gateway::judge`, `policy` — so they cannot tell a story the gateway
+//! would not. This file does their I/O and exit statuses; the pure parts are submodules.
+
+mod authorized_keys;
+mod check;
+mod explain;
+mod keyline;
+mod pubkey;
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::cli::AdminCommand;
+use crate::config;
+use crate::escape::escape;
+use crate::gateway::{say, say_error, status};
+
+/// An `authorized_keys` file or a public key is far smaller than this.
+const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Runs one subcommand and returns its exit status.
+pub fn run(config: Option<PathBuf>, command: AdminCommand) -> u8 {
+    let path = config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    match command {
+        AdminCommand::Check { authorized_keys } => run_check(&path, authorized_keys.as_deref()),
+        AdminCommand::Explain { key, request } => run_explain(&path, &key, &request),
+        AdminCommand::Keyline {
+            key,
+            no_pty,
+            public_key,
+        } => run_keyline(config.as_deref(), &path, &key, !no_pty, &public_key),
+    }
+}
+
+fn shown(path: &Path) -> String {
+    escape(&path.to_string_lossy())
+}
+
+fn warn(text: &str) {
+    say_error(&format!("warning: {text}"));
+}
+
+/// `check`: 0 valid (warnings allowed), 78 invalid config, 1 problems in authorized_keys.
+fn run_check(path: &Path, authorized_keys: Option<&Path>) -> u8 {
+    let config = match config::load_all(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors {
+                say_error(&error.to_string());
+            }
+            if let Some(file) = authorized_keys {
+                say_error(&format!(
+                    "{} not checked: the config is invalid",
+                    shown(file)
+                ));
+            }
+            return status::CONFIG;
+        }
+    };
+    let file = shown(path);
+    say(&check::summary(&config, &file));
+    for warning in
+        ownership_warnings(path)
+            .into_iter()
+            .chain(check::warnings(&config).into_iter().map(|w| match w.line {
+                Some(line) => format!("{file}:{line}: {}", w.message),
+                None => format!("{file}: {}", w.message),
+            }))
+    {
+        warn(&warning);
+    }
+    match authorized_keys {
+        None => status::OK,
+        Some(keys_file) => lint_authorized_keys(&config, path, keys_file),
+    }
+}
+
+/// Whoever can write the config can grant themselves every domain.
+fn ownership_warnings(path: &Path) -> Vec<String> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    if metadata.uid() != 0 {
+        warnings.push(format!(
+            "{} is owned by uid {}, not root: its owner can grant any key any domain",
+            shown(path),
+            metadata.uid()
+        ));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        warnings.push(format!(
+            "{} is writable by group or others (mode {:o}): they can grant any key any domain",
+            shown(path),
+            metadata.mode() & 0o7777
+        ));
+    }
+    warnings
+}
+
+fn lint_authorized_keys(config: &config::Config, config_path: &Path, file: &Path) -> u8 {
+    let text = match read_bounded(file) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => {
+            say_error(&format!("{}: {error}", shown(file)));
+            return status::FAILED;
+        }
+    };
+    let binary = match this_binary() {
+        Ok(binary) => binary,
+        Err(error) => {
+            say_error(&error);
+            return status::FAILED;
+        }
+    };
+    let config_path = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.into());
+    let resolve = |p: &Path| std::fs::canonicalize(p).ok();
+    let context = authorized_keys::Context {
+        config,
+        config_path: &config_path,
+        binary: &binary,
+        resolve: &resolve,
+    };
+    let (findings, counts) = authorized_keys::lint(&text, &context);
+    let mut problems = 0;
+    for finding in &findings {
+        let at = format!("{}:{}", shown(file), finding.line);
+        if finding.problem {
+            problems += 1;
+            say_error(&format!("{at}: {}", finding.message));
+        } else {
+            say_error(&format!("note: {at}: {}", finding.message));
+        }
+    }
+    say(&format!(
+        "{}: {} {}, {} running dromaius, {problems} {}",
+        shown(file),
+        counts.keys,
+        if counts.keys == 1 { "key" } else { "keys" },
+        counts.dromaius_lines,
+        if problems == 1 { "problem" } else { "problems" },
+    ));
+    if problems == 0 {
+        status::OK
+    } else {
+        status::FAILED
+    }
+}
+
+/// `explain`: 0 allowed, 77 denied, 2 unparseable, 78 config refused.
+fn run_explain(path: &Path, key: &str, request: &[String]) -> u8 {
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            say_error(&error.to_string());
+            return status::CONFIG;
+        }
+    };
+    let explanation = explain::explain(&config, &shown(path), key, request);
+    if explanation.status == status::USAGE {
+        say_error(explanation.text.trim_end());
+    } else {
+        say(&explanation.text);
+    }
+    explanation.status
+}
+
+/// `keyline`: 0 printed, 1 the key or a name was refused.
+fn run_keyline(
+    given_config: Option<&Path>,
+    path: &Path,
+    key_name: &str,
+    pty: bool,
+    input: &Path,
+) -> u8 {
+    let from = if input == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        shown(input)
+    };
+    let bytes = if input == Path::new("-") {
+        read_limited(std::io::stdin().lock())
+    } else {
+        read_bounded(input)
+    };
+    let text = match bytes.map(String::from_utf8) {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) => {
+            say_error(&format!(
+                "{from}: not an OpenSSH public key: not UTF-8 text"
+            ));
+            return status::FAILED;
+        }
+        Err(error) => {
+            say_error(&format!("{from}: {error}"));
+            return status::FAILED;
+        }
+    };
+    // A .pub file ends with one newline; anything else on more lines is refused by `parse`.
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let public_key = match pubkey::parse(text) {
+        Ok(key) => key,
+        Err(why) => {
+            say_error(&format!("{from}: not an OpenSSH public key: {why}"));
+            return status::FAILED;
+        }
+    };
+    let binary = match this_binary() {
+        Ok(binary) => binary,
+        Err(error) => {
+            say_error(&error);
+            return status::FAILED;
+        }
+    };
+    let config_arg = match given_config.map(std::path::absolute).transpose() {
+        Ok(config) => config,
+        Err(error) => {
+            say_error(&format!("cannot make the config path absolute: {error}"));
+            return status::FAILED;
+        }
+    };
+    let (Some(binary_text), Some(config_text)) = (
+        binary.to_str(),
+        match &config_arg {
+            Some(c) => c.to_str().map(Some),
+            None => Some(None),
+        },
+    ) else {
+        say_error("the binary or config path is not UTF-8; it cannot go into a forced command");
+        return status::FAILED;
+    };
+    let line = keyline::line(&keyline::Request {
+        binary: binary_text,
+        key_name,
+        config: config_text,
+        pty,
+        public_key: &public_key,
+    });
+    match line {
+        Ok(line) => {
+            advise(path, key_name, pty);
+            say(&line);
+            status::OK
+        }
+        Err(why) => {
+            say_error(&why);
+            status::FAILED
+        }
+    }
+}
+
+/// Warnings that do not stop `keyline`: the line is still right, the config may be next.
+fn advise(path: &Path, key_name: &str, pty: bool) {
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            warn(&format!(
+                "cannot check key \"{}\" against the config: {error}",
+                escape(key_name)
+            ));
+            return;
+        }
+    };
+    let subject = crate::policy::Subject::new(&config, key_name, None);
+    if !config.keys.contains_key(key_name) {
+        warn(&format!(
+            "key \"{}\" is not in {}: every request with this line is refused until it is",
+            escape(key_name),
+            shown(path)
+        ));
+    } else if subject
+        .usable_actions()
+        .contains(crate::action::Action::Console)
+        != pty
+    {
+        if pty {
+            warn(&format!(
+                "key \"{}\" is not granted console: it needs no pty (--no-pty)",
+                escape(key_name)
+            ));
+        } else {
+            warn(&format!(
+                "key \"{}\" is granted console, which needs the pty that --no-pty leaves out",
+                escape(key_name)
+            ));
+        }
+    }
+}
+
+/// This binary's canonical path, as a forced command should name it.
+fn this_binary() -> Result<PathBuf, String> {
+    std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .map_err(|e| format!("cannot find this program's own path: {e}"))
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    read_limited(file)
+}
+
+fn read_limited(reader: impl Read) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(format!(
+            "larger than {} MiB; refused",
+            MAX_INPUT_BYTES / 1024 / 1024
+        ));
+    }
+    Ok(bytes)
+}

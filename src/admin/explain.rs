@@ -1,0 +1,245 @@
+//! `explain`: the decision the gateway would take for one request, and the reason.
+//!
+//! The request goes through `request::parse` and `gateway::judge`, the very functions the
+//! gateway uses, so the answer cannot drift from what a user would get. This module only
+//! words the answer: which grant allowed it (index and line), or, for a denial, what each
+//! grant of the key lacked. It runs nothing and looks nothing up in libvirt.
+
+use std::fmt::Write as _;
+
+use crate::config::Config;
+use crate::escape::escape;
+use crate::gateway::{Judgement, judge, status};
+use crate::policy::{DenyReason, Subject};
+use crate::request::{self, Verb};
+
+/// The answer: exit status and the text for stdout (or, for status 2, for stderr).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub status: u8,
+    pub text: String,
+}
+
+/// Explains `words` (the request as the user would type it, split into arguments) for
+/// `key`. `file` is the config's name, for the line references.
+pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Explanation {
+    let line = words.join(" ");
+    let request = match request::parse(line.as_bytes()) {
+        Ok(Some(request)) => request,
+        Ok(None) => return invalid("the request is empty".into()),
+        Err(error) => return invalid(error.to_string()),
+    };
+    let subject = Subject::new(config, key, None);
+    let shown_key = escape(key);
+    let mut text = String::new();
+    let status = match judge(&subject, &request) {
+        Judgement::Invalid(error) => return invalid(error.to_string()),
+        Judgement::Allow(verb, None, _, _) => {
+            let _ = match verb {
+                Verb::Exit => writeln!(text, "allowed: {} ends a session", verb.name()),
+                _ => writeln!(
+                    text,
+                    "allowed: {} is always allowed; it shows only what key \"{shown_key}\" may use",
+                    verb.name()
+                ),
+            };
+            status::OK
+        }
+        Judgement::Allow(verb, Some(domain), connect, grant) => {
+            let implied = if request.domain.is_none() {
+                " (the key's only domain, implied)"
+            } else {
+                ""
+            };
+            let _ = write!(
+                text,
+                "allowed: {} on \"{}\"{implied} for key \"{shown_key}\"",
+                verb.name(),
+                escape(&domain)
+            );
+            match grant.and_then(|g| config.keys.get(key)?.get(g).map(|grant| (g, grant))) {
+                Some((index, grant)) => {
+                    let _ = writeln!(text, " by grant #{} ({file}:{})", index + 1, grant.line);
+                }
+                None => {
+                    let _ = writeln!(text, " by AllowedHosts");
+                }
+            }
+            let _ = writeln!(text, "  virsh acts on it through {}", escape(connect));
+            status::OK
+        }
+        Judgement::Deny(domain, reason) => {
+            write_denial(
+                &mut text,
+                config,
+                file,
+                key,
+                &request,
+                domain.as_deref(),
+                reason,
+            );
+            status::DENIED
+        }
+    };
+    Explanation { status, text }
+}
+
+fn invalid(reason: String) -> Explanation {
+    Explanation {
+        status: status::USAGE,
+        text: format!("invalid request: {reason} (the gateway would answer 2)\n"),
+    }
+}
+
+fn write_denial(
+    text: &mut String,
+    config: &Config,
+    file: &str,
+    key: &str,
+    request: &request::Request,
+    domain: Option<&str>,
+    reason: DenyReason,
+) {
+    let shown_key = escape(key);
+    let what = match (request.verb, domain) {
+        (verb, Some(domain)) => format!("{} on \"{}\"", verb.name(), escape(domain)),
+        (verb, None) => verb.name().to_string(),
+    };
+    let _ = match reason {
+        DenyReason::UnknownKey => writeln!(
+            text,
+            "denied: {what}: key \"{shown_key}\" is not in {file}, so every request with it is refused"
+        ),
+        DenyReason::OutsideBoundDomain => writeln!(
+            text,
+            "denied: {what}: outside the domain the session is bound to"
+        ),
+        DenyReason::NoMatchingGrant => writeln!(
+            text,
+            "denied: {what}: no grant of key \"{shown_key}\" allows it"
+        ),
+    };
+    if reason == DenyReason::NoMatchingGrant {
+        let (Verb::Act(action), Some(domain)) = (request.verb, domain) else {
+            return;
+        };
+        for (index, grant) in config.keys.get(key).into_iter().flatten().enumerate() {
+            let domain_ok = grant.matches_domain(domain);
+            let command_ok = grant.commands.contains(action);
+            let why = match (domain_ok, command_ok) {
+                (false, false) => "neither the domain nor the command matches",
+                (false, true) => "the domain matches none of its patterns",
+                (true, false) => "the domain matches, but not the command",
+                (true, true) => "matches", // cannot happen for a denial; said plainly anyway
+            };
+            let _ = writeln!(
+                text,
+                "  grant #{} ({file}:{}): {why}",
+                index + 1,
+                grant.line
+            );
+        }
+        if config.keys.get(key).is_some_and(Vec::is_empty) {
+            let _ = writeln!(text, "  the key has no grants");
+        }
+    }
+    let _ = writeln!(
+        text,
+        "  the user is told only \"permission denied\" (77), whether or not the domain exists"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"{
+  "keys": {
+    "alice": [
+      { "domains": ["alice-*"], "commands": ["start", "status"] },
+      { "domains": ["shared-db"], "commands": ["status"], "connect": "test:///default" }
+    ],
+    "solo": [ { "domains": ["only"] } ],
+    "none": []
+  }
+}"#;
+
+    fn run(key: &str, words: &[&str]) -> (u8, String) {
+        let config = crate::config::parse(CONFIG, Path::new("c.json")).unwrap();
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let e = explain(&config, "c.json", key, &words);
+        (e.status, e.text)
+    }
+
+    #[test]
+    fn explain_table() {
+        let cases: &[(&str, &[&str], u8, &str)] = &[
+            (
+                "alice",
+                &["start", "alice-web"],
+                0,
+                "allowed: start on \"alice-web\" for key \"alice\" by grant #1 (c.json:4)\n  virsh acts on it through qemu:///system\n",
+            ),
+            (
+                "alice",
+                &["status shared-db"],
+                0,
+                "by grant #2 (c.json:5)\n  virsh acts on it through test:///default\n",
+            ),
+            (
+                "alice",
+                &["destroy", "alice-web"],
+                77,
+                "denied: destroy on \"alice-web\": no grant of key \"alice\" allows it\n  grant #1 (c.json:4): the domain matches, but not the command\n  grant #2 (c.json:5): neither the domain nor the command matches\n",
+            ),
+            (
+                "alice",
+                &["status", "bob-db"],
+                77,
+                "grant #1 (c.json:4): the domain matches none of its patterns",
+            ),
+            (
+                "mallory",
+                &["status", "x"],
+                77,
+                "key \"mallory\" is not in c.json",
+            ),
+            ("mallory", &["list"], 77, "denied: list: key \"mallory\""),
+            ("none", &["status", "x"], 77, "the key has no grants"),
+            ("alice", &["list"], 0, "allowed: list is always allowed"),
+            ("alice", &["help"], 0, "allowed: help is always allowed"),
+            ("mallory", &["exit"], 0, "allowed: exit ends a session"),
+            (
+                "solo",
+                &["reset"],
+                0,
+                "allowed: reset on \"only\" (the key's only domain, implied) for key \"solo\" by grant #1 (c.json:7)",
+            ),
+            (
+                "alice",
+                &["start"],
+                2,
+                "invalid request: start needs a domain",
+            ),
+            (
+                "alice",
+                &["check"],
+                2,
+                "invalid request: unknown command \"check\"",
+            ),
+            ("alice", &["start", "a b"], 2, "too many words"),
+            ("alice", &["start", "a\u{1b}"], 2, "control character"),
+            ("alice", &["   "], 2, "the request is empty"),
+            ("alice", &["list", "x"], 2, "list takes no domain"),
+        ];
+        for (key, words, status, fragment) in cases {
+            let (got_status, text) = run(key, words);
+            assert_eq!(got_status, *status, "{key} {words:?}: {text}");
+            assert!(
+                text.contains(fragment),
+                "{key} {words:?}:\n{text}\nwanted {fragment:?}"
+            );
+        }
+    }
+}
