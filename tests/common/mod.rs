@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod pty;
 
 use std::fs;
 use std::io::{Read, Write};
