@@ -5,137 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::pty::{Term, assert_none_left, one_pid_with, stty, terminal_of};
-use common::{AuditSink, Rig, SshKey, dromaius_bin, unique, write_file};
-
-/// A config, an audit socket and an empty HOME for one test, on the shared rig.
-struct World {
-    rig: &'static Rig,
-    audit: AuditSink,
-    config: PathBuf,
-    home: PathBuf,
-}
-
-impl World {
-    /// `keys` is the JSON object of the config's `keys`; `extra` holds more top-level
-    /// fields (`"name": value,` each, trailing comma included).
-    fn new(keys: &str, extra: &str) -> World {
-        let rig = Rig::get();
-        let audit = AuditSink::new();
-        let config = write_file(
-            "dromaius.json",
-            &format!(
-                r#"{{ {extra} "virsh": "/usr/bin/virsh", "connect": "{}", "syslog_socket": "{}", "keys": {keys} }}"#,
-                rig.test_uri(),
-                audit.path().display()
-            ),
-        );
-        let home = rig.dir().join(unique("home"));
-        std::fs::create_dir(&home).unwrap();
-        World {
-            rig,
-            audit,
-            config,
-            home,
-        }
-    }
-
-    /// dromaius with this config and `args`, run directly in a pty (no SSH_ORIGINAL_COMMAND).
-    fn spawn(&self, args: &[&str]) -> Term {
-        let mut command = Command::new(dromaius_bin());
-        command
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", &self.home)
-            .current_dir(&self.home);
-        Term::spawn(command)
-    }
-
-    /// A key whose forced command runs dromaius with `args` and this config, with `pty`.
-    fn key(&self, args: &str) -> SshKey {
-        let command = format!(
-            "{} --config {} {args}",
-            dromaius_bin().display(),
-            self.config.display()
-        );
-        self.rig.authorize(&command, "restrict,pty")
-    }
-
-    /// `ssh -tt` with this key and no remote command: a session at the prompt.
-    fn ssh_tt(&self, key: &SshKey) -> Term {
-        Term::spawn(self.rig.ssh_tty_command(key, None))
-    }
-
-    /// The audit records, waiting up to 5 s for at least `at_least` of them.
-    fn records(&self, at_least: usize) -> Vec<String> {
-        self.audit.records(at_least, Duration::from_secs(5))
-    }
-}
-
-/// `(command, domain, decision, outcome)` of each record, for compact assertions.
-fn summary(records: &[String]) -> Vec<(String, String, String, String)> {
-    let field = |record: &str, name: &str| -> String {
-        let Some(rest) = record.split(&format!(" {name}=")).nth(1) else {
-            return String::new();
-        };
-        match rest.strip_prefix('"') {
-            Some(quoted) => quoted.split('"').next().unwrap_or("").to_owned(),
-            None => rest.split(' ').next().unwrap_or("").to_owned(),
-        }
-    };
-    records
-        .iter()
-        .map(|r| {
-            (
-                field(r, "command"),
-                field(r, "domain"),
-                field(r, "decision"),
-                field(r, "outcome"),
-            )
-        })
-        .collect()
-}
-
-fn row(
-    command: &str,
-    domain: &str,
-    decision: &str,
-    outcome: u8,
-) -> (String, String, String, String) {
-    (
-        command.to_owned(),
-        domain.to_owned(),
-        decision.to_owned(),
-        outcome.to_string(),
-    )
-}
-
-/// Waits for a fresh prompt with nothing typed after it (the previous line is done) and
-/// returns what was shown since the last wait. A line editor redraws the prompt while a
-/// line is edited too, but then with the line after it.
-fn done(term: &mut Term, prompt: &str) -> String {
-    term.expect(&format!("{prompt}\r"))
-}
-
-/// Waits for the list of candidates Tab shows above the redrawn `line`, and returns it.
-fn listing(term: &mut Term, prompt: &str, line: &str) -> String {
-    term.expect(&format!("\n\r{prompt}{line}\r"))
-}
-
-/// Asserts that what was shown ends with `tail`, showing all of it otherwise.
-fn assert_ends(shown: &str, tail: &str) {
-    assert!(
-        shown.ends_with(tail),
-        "expected it to end with {tail:?}:\n{shown:?}"
-    );
-}
+use common::world::{World, assert_ends, make_executable, row, summary};
+use common::{Rig, dromaius_bin, unique, write_file};
 
 const ALICE: &str = "dromaius (alice)> ";
 const UP: &str = "\x1b[A";
@@ -149,25 +23,22 @@ fn the_prompt_names_the_key_and_runs_each_line_like_a_one_shot_request() {
     world.rig.define(&web);
     let mut term = world.spawn(&["--key", "alice"]);
 
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.line(&format!("status {web}"));
-    assert_ends(&done(&mut term, ALICE), "shut off\r\n");
+    assert_ends(&term.done(ALICE), "shut off\r\n");
     term.line(&format!("start {web}"));
-    assert_ends(
-        &done(&mut term, ALICE),
-        &format!("Domain '{web}' started\r\n"),
-    );
+    assert_ends(&term.done(ALICE), &format!("Domain '{web}' started\r\n"));
     assert_eq!(world.rig.state(&web), "running");
     // Failures are reported as in one-shot mode and the session goes on.
     term.line("destroy no-such-domain");
-    assert_ends(&done(&mut term, ALICE), "dromaius: permission denied\r\n");
+    assert_ends(&term.done(ALICE), "dromaius: permission denied\r\n");
     term.line("bogus");
     assert_ends(
-        &done(&mut term, ALICE),
+        &term.done(ALICE),
         "dromaius: unknown command \"bogus\"; type \"help\" for the commands you may use\r\n",
     );
     term.line("");
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
 
@@ -188,30 +59,30 @@ fn the_prompt_names_the_key_and_runs_each_line_like_a_one_shot_request() {
 fn ctrl_d_ends_with_the_last_status_and_exit_or_quit_with_zero() {
     let world = World::new(r#"{"alice": [{"domains": ["x-*"]}]}"#, "");
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.line("status y-not-granted");
     term.expect("permission denied");
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.send(CTRL_D);
     assert_eq!(term.exit_code(), 77);
 
     for word in ["exit", "quit"] {
         let mut term = world.spawn(&["--key", "alice"]);
-        done(&mut term, ALICE);
+        term.done(ALICE);
         term.line("status y-not-granted");
-        done(&mut term, ALICE);
+        term.done(ALICE);
         term.line(word);
         assert_eq!(term.exit_code(), 0, "{word}");
     }
     // Ctrl-D on a line that holds text deletes, it does not end the session.
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.send("help");
     term.send("\x01"); // Ctrl-A: to the start of the line, then Ctrl-D deletes the `h`
     term.send(CTRL_D);
     term.send("\r");
     term.expect("unknown command \"elp\"");
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.send(CTRL_D);
     assert_eq!(term.exit_code(), 2);
 }
@@ -223,15 +94,15 @@ fn ctrl_c_clears_the_line_and_gives_a_new_prompt() {
     world.rig.define(&web);
     world.rig.start(&web);
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.send(&format!("destroy {web}"));
     term.send(CTRL_C);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     // The cleared line is gone: Enter now asks for nothing, and nothing was destroyed.
     term.line("");
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.line(&format!("status {web}"));
-    assert_ends(&done(&mut term, ALICE), "running\r\n");
+    assert_ends(&term.done(ALICE), "running\r\n");
     term.send(CTRL_D);
     assert_eq!(term.exit_code(), 0);
     assert_eq!(world.rig.state(&web), "running");
@@ -247,16 +118,16 @@ fn history_recalls_earlier_lines_and_is_never_written_to_a_file() {
     let world = World::new(&format!(r#"{{"alice": [{{"domains": ["{web}"]}}]}}"#), "");
     world.rig.define(&web);
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.line(&format!("status {web}"));
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.line("help");
-    done(&mut term, ALICE);
+    term.done(ALICE);
     // Up twice: the status line again.
     term.send(UP);
     term.send(UP);
     term.send("\r");
-    assert_ends(&done(&mut term, ALICE), "shut off\r\n");
+    assert_ends(&term.done(ALICE), "shut off\r\n");
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
     let commands: Vec<String> = summary(&world.records(4))
@@ -290,11 +161,11 @@ fn tab_completes_only_granted_commands_and_domains() {
         world.rig.define(name);
     }
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
 
     // Commands: only those the key may use somewhere, and the session words.
     term.send("\t\t");
-    let shown = listing(&mut term, ALICE, "");
+    let shown = term.listing(ALICE, "");
     for word in ["start", "status", "list", "help", "exit", "quit"] {
         assert!(shown.contains(word), "{word} not offered: {shown:?}");
     }
@@ -304,7 +175,7 @@ fn tab_completes_only_granted_commands_and_domains() {
 
     // `status `: every granted existing domain, never bob's.
     term.send(&format!("status {p}\t\t"));
-    let shown = listing(&mut term, ALICE, &format!("status {p}-"));
+    let shown = term.listing(ALICE, &format!("status {p}-"));
     for name in [&web, &db, &shared] {
         assert!(
             shown.contains(name.as_str()),
@@ -313,11 +184,11 @@ fn tab_completes_only_granted_commands_and_domains() {
     }
     assert!(!shown.contains(&theirs), "{theirs} offered: {shown:?}");
     term.send(CTRL_C);
-    done(&mut term, ALICE);
+    term.done(ALICE);
 
     // `start `: not the domain granted only `status`.
     term.send(&format!("start {p}\t\t"));
-    let shown = listing(&mut term, ALICE, &format!("start {p}-alice-"));
+    let shown = term.listing(ALICE, &format!("start {p}-alice-"));
     assert!(shown.contains(&web) && shown.contains(&db), "{shown:?}");
     assert!(
         !shown.contains(&shared),
@@ -325,19 +196,19 @@ fn tab_completes_only_granted_commands_and_domains() {
     );
     assert!(!shown.contains(&theirs), "{theirs} offered: {shown:?}");
     term.send(CTRL_C);
-    done(&mut term, ALICE);
+    term.done(ALICE);
 
     // A unique prefix completes the command, then the domain; Enter runs what was completed.
     term.send("statu\t");
     term.send(&format!("{p}-alice-w\t"));
     term.send("\r");
-    assert_ends(&done(&mut term, ALICE), "shut off\r\n");
+    assert_ends(&term.done(ALICE), "shut off\r\n");
     // An ungranted prefix completes to nothing, so the line stays as typed.
     term.send(&format!("start {p}-bob\t\r"));
-    assert_ends(&done(&mut term, ALICE), "permission denied\r\n");
+    assert_ends(&term.done(ALICE), "permission denied\r\n");
     // A command not granted completes no domain at all.
     term.send(&format!("destroy {p}\t\t\r"));
-    assert_ends(&done(&mut term, ALICE), "permission denied\r\n");
+    assert_ends(&term.done(ALICE), "permission denied\r\n");
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
 
@@ -359,12 +230,12 @@ fn bytes_that_are_not_text_are_refused_like_a_one_shot_request() {
     let world = World::new(&format!(r#"{{"alice": [{{"domains": ["{web}"]}}]}}"#), "");
     world.rig.define(&web);
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
 
     // Ctrl-V puts the next key in the line as it is: here ESC, the start of a sequence.
     term.send(&format!("status {web}\x16\x1b[2J\r"));
     assert_ends(
-        &done(&mut term, ALICE),
+        &term.done(ALICE),
         "dromaius: request holds a control character; type \"help\" for the commands you may use\r\n",
     );
     // A byte that is not UTF-8 ends the line there; what follows it on that line is
@@ -372,7 +243,7 @@ fn bytes_that_are_not_text_are_refused_like_a_one_shot_request() {
     let mut bytes = b"status \xff\xfestatus ".to_vec();
     bytes.extend_from_slice(format!("{web}\r").as_bytes());
     term.send_bytes(&bytes);
-    let shown = done(&mut term, ALICE);
+    let shown = term.done(ALICE);
     assert!(
         shown.ends_with(
             "dromaius: request is not valid UTF-8; type \"help\" for the commands you may use\r\n"
@@ -382,7 +253,7 @@ fn bytes_that_are_not_text_are_refused_like_a_one_shot_request() {
     // A line longer than a request: typing stops one byte past the limit, Enter refuses it.
     term.send(&"x".repeat(5000));
     term.send("\r");
-    let shown = done(&mut term, ALICE);
+    let shown = term.done(ALICE);
     assert!(
         shown.ends_with("dromaius: request too long (4097 bytes, at most 4096); type \"help\" for the commands you may use\r\n"),
         "{}",
@@ -390,7 +261,7 @@ fn bytes_that_are_not_text_are_refused_like_a_one_shot_request() {
     );
     // And the session is still good.
     term.line(&format!("status {web}"));
-    assert_ends(&done(&mut term, ALICE), "shut off\r\n");
+    assert_ends(&term.done(ALICE), "shut off\r\n");
     term.send(CTRL_D);
     assert_eq!(term.exit_code(), 0);
 
@@ -418,16 +289,16 @@ fn a_bound_session_names_its_host_and_offers_only_it() {
     world.rig.define(&other);
     let prompt = format!("dromaius ({short})> ");
     let mut term = world.spawn(&["-cmd", "interactive", "-host", &host]);
-    done(&mut term, &prompt);
+    term.done(&prompt);
     term.line("status");
-    assert_ends(&done(&mut term, &prompt), "shut off\r\n");
+    assert_ends(&term.done(&prompt), "shut off\r\n");
     // Tab has exactly one domain to offer (another one exists): it completes to it.
     term.send("status \t");
     term.expect(&format!("{prompt}status {host}\r"));
     term.send(CTRL_C);
-    done(&mut term, &prompt);
+    term.done(&prompt);
     term.line(&format!("status {other}"));
-    assert_ends(&done(&mut term, &prompt), "permission denied\r\n");
+    assert_ends(&term.done(&prompt), "permission denied\r\n");
     term.send(CTRL_D);
     assert_eq!(term.exit_code(), 77);
 }
@@ -438,7 +309,7 @@ fn a_resized_terminal_keeps_the_prompt_working() {
     let world = World::new(&format!(r#"{{"alice": [{{"domains": ["{web}"]}}]}}"#), "");
     world.rig.define(&web);
     let mut term = world.spawn(&["--key", "alice"]);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     let pid = one_pid_with(&world.config.display().to_string(), Duration::from_secs(5));
     let tty = terminal_of(pid);
     term.send("stat");
@@ -446,9 +317,26 @@ fn a_resized_terminal_keeps_the_prompt_working() {
     stty(&tty, &["rows", "40", "cols", "100"]);
     stty(&tty, &["rows", "20", "cols", "30"]);
     term.send(&format!("us {web}\r"));
-    assert_ends(&done(&mut term, ALICE), "shut off\r\n");
+    assert_ends(&term.done(ALICE), "shut off\r\n");
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
+}
+
+#[test]
+fn a_dumb_terminal_gets_the_prompt_without_line_editing() {
+    let web = unique("web");
+    let world = World::new(&format!(r#"{{"alice": [{{"domains": ["{web}"]}}]}}"#), "");
+    world.rig.define(&web);
+    let mut command = world.command(&["--key", "alice"]);
+    command.env("TERM", "dumb");
+    let mut term = Term::spawn(command);
+    term.expect(ALICE);
+    term.send(&format!("status {web}\n"));
+    assert_eq!(term.expect(ALICE), "shut off\r\n");
+    term.send("bogus\n");
+    assert!(term.expect(ALICE).contains("unknown command"));
+    term.send(CTRL_D);
+    assert_eq!(term.exit_code(), 2);
 }
 
 #[test]
@@ -484,30 +372,27 @@ fn ssh_tt_gives_the_prompt_with_completion_history_and_ctrl_c() {
     }
     let key = world.key("--key alice");
     let mut term = world.ssh_tt(&key);
-    done(&mut term, ALICE);
+    term.done(ALICE);
 
     term.send(&format!("status {p}\t\t"));
-    let shown = listing(&mut term, ALICE, &format!("status {p}-alice-"));
+    let shown = term.listing(ALICE, &format!("status {p}-alice-"));
     assert!(shown.contains(&web) && shown.contains(&db), "{shown:?}");
     assert!(!shown.contains(&theirs), "{theirs} offered: {shown:?}");
     term.send(CTRL_C);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     // Line editing: a typo rubbed out, the command and the domain completed.
     term.send(&format!("stz\x7fart\x7f\t{p}-alice-w\t\r"));
-    assert_ends(
-        &done(&mut term, ALICE),
-        &format!("Domain '{web}' started\r\n"),
-    );
+    assert_ends(&term.done(ALICE), &format!("Domain '{web}' started\r\n"));
     term.line(&format!("status {web}"));
-    assert_ends(&done(&mut term, ALICE), "running\r\n");
+    assert_ends(&term.done(ALICE), "running\r\n");
     term.send(&format!("destroy {web}"));
     term.send(CTRL_C);
-    done(&mut term, ALICE);
+    term.done(ALICE);
     term.send(UP);
     term.send("\r");
-    assert_ends(&done(&mut term, ALICE), "running\r\n");
+    assert_ends(&term.done(ALICE), "running\r\n");
     term.line(&format!("status {theirs}"));
-    assert_ends(&done(&mut term, ALICE), "permission denied\r\n");
+    assert_ends(&term.done(ALICE), "permission denied\r\n");
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
     assert_eq!(world.rig.state(&web), "running");
@@ -535,23 +420,23 @@ fn ssh_tt_bound_session_ends_on_ctrl_d_with_the_last_status() {
     let key = world.key(&format!("-cmd interactive -host {host}"));
     let prompt = format!("dromaius ({short})> ");
     let mut term = world.ssh_tt(&key);
-    done(&mut term, &prompt);
+    term.done(&prompt);
     term.line("start");
-    assert_ends(&done(&mut term, &prompt), "started\r\n");
+    assert_ends(&term.done(&prompt), "started\r\n");
     term.line("start");
-    assert!(done(&mut term, &prompt).contains("already active"));
+    assert!(term.done(&prompt).contains("already active"));
     term.send(CTRL_D);
     assert_eq!(term.exit_code(), 1);
     assert_eq!(world.rig.state(&host), "running");
 }
 
 #[test]
-fn a_dropped_connection_leaves_no_dromaius_and_no_virsh() {
+fn ctrl_c_stops_a_running_command_and_a_dropped_connection_leaves_nothing() {
     // At the prompt: the client is killed, sshd hangs up, dromaius must go.
     let world = World::new(r#"{"alice": [{"domains": ["*"]}]}"#, "");
     let marker = world.config.display().to_string();
     let mut term = world.ssh_tt(&world.key("--key alice"));
-    done(&mut term, ALICE);
+    term.done(ALICE);
     one_pid_with(&marker, Duration::from_secs(5));
     term.kill();
     assert_none_left(&marker, Duration::from_secs(10));
@@ -580,16 +465,17 @@ fn a_dropped_connection_leaves_no_dromaius_and_no_virsh() {
         "restrict,pty",
     );
     let mut term = Term::spawn(rig.ssh_tty_command(&key, None));
-    done(&mut term, ALICE);
+    term.done(ALICE);
+    // Ctrl-C while a command runs stops it (virsh and its child) and gives the prompt back.
+    term.line("start web1");
+    one_pid_with(&sleeper, Duration::from_secs(10));
+    term.send(CTRL_C);
+    assert_ends(&term.done(ALICE), "dromaius: start interrupted\r\n");
+    assert_none_left(&sleeper, Duration::from_secs(10));
     term.line("start web1");
     one_pid_with(&sleeper, Duration::from_secs(10));
     term.kill();
     assert_none_left(&config.display().to_string(), Duration::from_secs(10));
     assert_none_left(&fake.display().to_string(), Duration::from_secs(10));
     assert_none_left(&sleeper, Duration::from_secs(10));
-}
-
-fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }

@@ -1,7 +1,8 @@
 //! A real guest with a serial console, for the `console` tests: a 512-byte x86 boot
 //! sector on a read-only 1.44 MB floppy, run by QEMU (TCG) under a session libvirtd.
 //!
-//! Included from `tests/common/mod.rs` as `pub mod guest;`. Only `std`.
+//! Included from `tests/common/mod.rs` as `pub mod guest;`. Only `std` (and `nix` to kill
+//! QEMU processes left by dead test binaries).
 //!
 //! The guest prints `"\r\nECHO-READY\r\n> "` on COM1, echoes every byte it receives
 //! (CR as CR LF) and, on CR or LF, prints `"ECHO: <line>\r\n> "`. It idles in HLT, so an
@@ -277,9 +278,12 @@ pub fn sweep_orphans() {
             continue;
         };
         if owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists() {
-            let _ = std::process::Command::new("/bin/kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
         }
     }
 }

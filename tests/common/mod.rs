@@ -18,6 +18,7 @@
 
 pub mod guest;
 pub mod pty;
+pub mod world;
 
 use std::fs;
 use std::io::{Read, Write};

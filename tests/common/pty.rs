@@ -23,10 +23,12 @@ pub struct Term {
 
 impl Term {
     /// Runs `command` with the pty as its controlling terminal (stdin, stdout, stderr).
-    /// `TERM=xterm` is added to its environment. What it shows is read with escape
-    /// sequences (cursor moves, line erases) left out.
+    /// `TERM=xterm` is added to its environment unless it sets one. What it shows is read
+    /// with escape sequences (cursor moves, line erases) left out.
     pub fn spawn(mut command: Command) -> Term {
-        command.env("TERM", "xterm");
+        if !command.get_envs().any(|(name, _)| name == "TERM") {
+            command.env("TERM", "xterm");
+        }
         let what = format!("{command:?}");
         let timeout = u64::try_from(EXPECT_TIMEOUT.as_millis()).unwrap();
         let options = Options::new()
@@ -49,10 +51,48 @@ impl Term {
         shown.trim_end_matches('\r').to_owned()
     }
 
+    /// Waits for a fresh prompt with nothing typed after it (the previous line is done) and
+    /// returns what was shown since the last wait. A line editor redraws the prompt while a
+    /// line is edited too, but then with the line after it.
+    pub fn done(&mut self, prompt: &str) -> String {
+        self.expect(&format!("{prompt}\r"))
+    }
+
+    /// Waits for the list of candidates Tab shows above the redrawn `line`, and returns it.
+    pub fn listing(&mut self, prompt: &str, line: &str) -> String {
+        self.expect(&format!("\n\r{prompt}{line}\r"))
+    }
+
     /// Types `text` (no newline).
     pub fn send(&mut self, text: &str) {
         self.session.send(text).expect("write to pty");
         self.session.flush().expect("flush pty");
+    }
+
+    /// Types `poke` every 100 ms until `needle` is shown, and returns what was shown up to
+    /// and including it. For a serial console: bytes typed before virsh has put the
+    /// terminal in raw mode are lost, and a guest's output while nobody was attached is gone.
+    pub fn poke_until(&mut self, poke: &str, needle: &str) -> String {
+        let deadline = Instant::now() + EXPECT_TIMEOUT;
+        let mut shown = String::new();
+        loop {
+            self.send(poke);
+            let next = Instant::now() + Duration::from_millis(100);
+            while Instant::now() < next {
+                match self.session.try_read() {
+                    Some(c) => {
+                        shown.push(c);
+                        if shown.ends_with(needle) {
+                            return shown;
+                        }
+                    }
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("{needle:?} never shown by {}; got:\n{shown:?}", self.what);
+            }
+        }
     }
 
     /// Types raw bytes (control characters, bytes that are not UTF-8).
@@ -142,6 +182,12 @@ pub fn assert_none_left(marker: &str, wait: Duration) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Sends `signal` to the process `pid` (e.g. `Signal::SIGKILL` to a virsh under test).
+pub fn send_signal(pid: u32, signal: Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits in i32"));
+    nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill {pid} {signal}: {e}"));
 }
 
 /// Waits up to `wait` for exactly one process matching `marker` and returns its pid.
