@@ -183,6 +183,12 @@ impl Guest {
     /// Writes the floppy image into the daemon's own directory (readable by `nobody`) and
     /// defines the domain `name` (unique per test). It is left shut off.
     pub fn define(rig: &'static super::Rig, name: &str) -> Guest {
+        const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+        assert!(
+            Path::new(QEMU).exists(),
+            "{QEMU} is missing: install Debian's qemu-system-x86 (scripts/install-qemu.sh \
+             does, from bookworm-backports)"
+        );
         static SWEEP: std::sync::Once = std::sync::Once::new();
         SWEEP.call_once(sweep_orphans);
         let images = rig.dir().join("d").join("images");
