@@ -370,3 +370,71 @@ impl Gateway<'_> {
         Some(self.refuse_invalid(b"(too long)", None, &error))
     }
 }
+
+/// What the interactive prompt asks of the gateway besides requests: the name it shows and
+/// what Tab offers. Completion is not a request (it is not audited and runs nothing but a
+/// read-only listing), so it offers only what this key could use anyway: never a command
+/// outside its grants, never a domain it may not run that command on.
+impl Gateway<'_> {
+    /// Who the prompt names: the short name of the bound `-host` (up to its first dot, as
+    /// go-dromaius did), otherwise the key.
+    pub fn session_name(&self) -> String {
+        match self.subject.bound() {
+            Some(host) => host
+                .split('.')
+                .next()
+                .filter(|short| !short.is_empty())
+                .unwrap_or(host)
+                .to_owned(),
+            None => self.subject.key().to_owned(),
+        }
+    }
+
+    /// The command words this key may use on some domain, then the session words it may use.
+    pub fn command_words(&self) -> Vec<&'static str> {
+        let mut words: Vec<&'static str> = self
+            .subject
+            .usable_actions()
+            .iter()
+            .map(Action::name)
+            .collect();
+        if self.subject.is_known() {
+            words.extend(["list", "help"]);
+        }
+        words.extend(["exit", "quit"]);
+        words
+    }
+
+    /// The existing domains this key may run `action` on, sorted: one read-only listing per
+    /// connect URI, each name kept only if the grant that allows it looks it up on that URI.
+    /// Anything that goes wrong offers nothing rather than an error.
+    pub fn completable_domains(&self, action: Action) -> Vec<String> {
+        if !self.subject.usable_actions().contains(action) || crate::sys::hung_up() {
+            return Vec::new();
+        }
+        // A Tab that waits a minute for a stuck libvirt is worse than no completion.
+        let deadline = virsh::deadline_after(self.config.timeout.min(COMPLETION_TIMEOUT));
+        let mut names = Vec::new();
+        for connect in self.subject.connects() {
+            let listing = match self.virsh.run(&virsh::uuid_listing_argv(connect), deadline) {
+                Ok(captured) if captured.success() => virsh::parse_uuid_listing(&captured.stdout),
+                _ => continue,
+            };
+            names.extend(listing.into_iter().map(|(_, name)| name).filter(|name| {
+                matches!(self.subject.decide(action, name),
+                    Decision::Allow { connect: granted, .. } if granted == connect)
+            }));
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// A line from the terminal that was not valid UTF-8 (the prompt cannot keep its bytes).
+    pub fn handle_not_utf8(&self) -> Option<Handled> {
+        Some(self.refuse_invalid(b"(not UTF-8)", None, &ParseError::NotUtf8))
+    }
+}
+
+/// How long Tab may wait for the listings it completes from.
+const COMPLETION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

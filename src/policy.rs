@@ -60,6 +60,11 @@ impl<'c> Subject<'c> {
         &self.key
     }
 
+    /// The go-dromaius `-host` the session is bound to, if any.
+    pub fn bound(&self) -> Option<&str> {
+        self.bound.as_deref()
+    }
+
     /// Whether this subject may make any request at all. A key the config does not name
     /// is refused everything (77), unless it is in a session bound to an `AllowedHosts` domain.
     pub fn is_known(&self) -> bool {

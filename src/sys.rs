@@ -1,9 +1,12 @@
-//! The process's own edges: signals, and the virsh child that must not outlive us.
+//! The process's own edges: signals, the virsh child that must not outlive us, and the
+//! terminal's settings.
 //!
 //! `virsh console` ignores SIGHUP, SIGTERM, SIGINT and SIGQUIT, so when the SSH client goes
 //! away a plain exit would leave it holding the domain's console forever. A signal thread
 //! SIGKILLs the running child (its whole process group where it has one of its own) and
-//! lets the main thread finish the request, audit it, and stop. Nothing here decides policy.
+//! lets the main thread finish the request, audit it, and stop. A killed virsh cannot put
+//! the terminal back from raw mode, so the settings it found are saved and restored here,
+//! however it ended. Nothing here decides policy.
 
 use std::io;
 use std::process::{Child, Command};
@@ -11,16 +14,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::termios::{self, FlushArg, SetArg, Termios};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 use signal_hook::iterator::Signals;
 
 /// The running virsh child, if any: its pid, and whether it leads its own process group.
 static CHILD: Mutex<Option<(i32, bool)>> = Mutex::new(None);
 /// Set once the client is gone (SIGHUP) or we were told to stop (SIGTERM): no new request runs.
 static HUNG_UP: AtomicBool = AtomicBool::new(false);
-/// Set by SIGINT (Ctrl-C while a command runs); cleared when read.
+/// Set by SIGINT or SIGQUIT (Ctrl-C, Ctrl-\ while a command runs); cleared when read.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The terminal's settings when the interactive session began, put back if a signal ends
+/// the process while the prompt has the terminal in raw mode.
+static SESSION_TERMINAL: Mutex<Option<Termios>> = Mutex::new(None);
 
 fn child_slot() -> MutexGuard<'static, Option<(i32, bool)>> {
     // A poisoned lock only means another thread panicked holding it; the pid is still right.
@@ -32,15 +39,21 @@ fn child_slot() -> MutexGuard<'static, Option<(i32, bool)>> {
 /// Starts the signal thread. If it cannot be started, signals keep their default action
 /// (the process dies), which is safe for everything but an attached console.
 pub fn install_signal_handlers() {
-    let Ok(mut signals) = Signals::new([SIGHUP, SIGTERM, SIGINT]) else {
+    // SIGQUIT (Ctrl-\) would otherwise kill dromaius and orphan a console that ignores it;
+    // SIGTSTP (Ctrl-Z) would stop it holding the console: both are caught.
+    let Ok(mut signals) = Signals::new([SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTSTP]) else {
         return;
     };
     let spawned = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                if signal == SIGTSTP {
+                    continue;
+                }
+                let interrupt = signal == SIGINT || signal == SIGQUIT;
                 let mut child = child_slot();
-                if signal == SIGINT {
+                if interrupt {
                     INTERRUPTED.store(true, Ordering::SeqCst);
                 } else {
                     HUNG_UP.store(true, Ordering::SeqCst);
@@ -49,7 +62,10 @@ pub fn install_signal_handlers() {
                     Some((pid, own_group)) => kill_child(pid, own_group),
                     // Nothing running: a hang-up or SIGTERM ends the session here and now
                     // (the main thread may be blocked reading a stdin that never closes).
-                    None if signal != SIGINT => std::process::exit(128 + signal),
+                    None if !interrupt => {
+                        restore_session_terminal();
+                        std::process::exit(128 + signal)
+                    }
                     None => {}
                 }
                 *child = None;
@@ -72,7 +88,7 @@ pub fn hung_up() -> bool {
     HUNG_UP.load(Ordering::SeqCst)
 }
 
-/// Whether Ctrl-C was pressed since the last call.
+/// Whether Ctrl-C (or Ctrl-\) was pressed since the last call.
 pub fn take_interrupt() -> bool {
     INTERRUPTED.swap(false, Ordering::SeqCst)
 }
@@ -113,6 +129,50 @@ impl Drop for ChildGuard {
             *child = None;
         }
     }
+}
+
+/// The settings of the terminal on stdin, put back when dropped: around `virsh console`,
+/// which leaves raw mode behind when it is killed. A terminal that is gone (hang-up) or
+/// was never there is nothing to restore, not an error.
+pub struct TerminalGuard(Option<Termios>);
+
+impl TerminalGuard {
+    pub fn save() -> TerminalGuard {
+        TerminalGuard(termios::tcgetattr(std::io::stdin()).ok())
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        if let Some(settings) = &self.0 {
+            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, settings);
+        }
+    }
+}
+
+/// Remembers the terminal's settings at the start of an interactive session, for
+/// [`restore_session_terminal`].
+pub fn remember_session_terminal() {
+    let settings = termios::tcgetattr(std::io::stdin()).ok();
+    *SESSION_TERMINAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = settings;
+}
+
+/// Puts back the settings remembered at the start of the session (e.g. before a SIGTERM
+/// exit while the prompt has the terminal in raw mode).
+fn restore_session_terminal() {
+    let saved = SESSION_TERMINAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(settings) = saved.as_ref() {
+        let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, settings);
+    }
+}
+
+/// Throws away input typed ahead on the terminal and not yet read.
+pub fn discard_typed_ahead() {
+    let _ = termios::tcflush(std::io::stdin(), FlushArg::TCIFLUSH);
 }
 
 /// The name of the Unix user running the program, the identity when `--key` is not given.

@@ -261,9 +261,12 @@ impl Virsh {
     /// Runs virsh attached to the user's terminal (for `console`), with no time limit.
     /// Stays in our process group so that it can put the terminal in raw mode. Its errors
     /// are returned (to be shown with our prefix), its output goes straight to the user.
+    /// The terminal's settings are put back afterwards however virsh ended: killed, it
+    /// would leave raw mode behind.
     pub fn run_attached(&self, argv: &[OsString]) -> Result<Captured, RunError> {
         let mut command = self.command(argv);
         command.stderr(Stdio::piped());
+        let _terminal = crate::sys::TerminalGuard::save();
         let (child, _guard) =
             crate::sys::spawn_tracked(&mut command, false).map_err(RunError::CannotRun)?;
         let output = child.wait_with_output().map_err(RunError::CannotRun)?;

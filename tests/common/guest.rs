@@ -1,7 +1,8 @@
 //! A real guest with a serial console, for the `console` tests: a 512-byte x86 boot
 //! sector on a read-only 1.44 MB floppy, run by QEMU (TCG) under a session libvirtd.
 //!
-//! Included from `tests/common/mod.rs` as `pub mod guest;`. Only `std`.
+//! Included from `tests/common/mod.rs` as `pub mod guest;`. Only `std` (and `nix` to kill
+//! QEMU processes left by dead test binaries).
 //!
 //! The guest prints `"\r\nECHO-READY\r\n> "` on COM1, echoes every byte it receives
 //! (CR as CR LF) and, on CR or LF, prints `"ECHO: <line>\r\n> "`. It idles in HLT, so an
@@ -166,4 +167,129 @@ fn xml_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// An echo guest defined on the rig's session QEMU driver ([`super::Rig::qemu_uri`]),
+/// destroyed and undefined when dropped, so that no QEMU outlives its test. (A session
+/// libvirtd killed with the test binary leaves its QEMU processes running: a test binary
+/// that died without dropping its guests is swept by the next one, see [`sweep_orphans`].)
+pub struct Guest {
+    rig: &'static super::Rig,
+    pub name: String,
+    uri: String,
+}
+
+impl Guest {
+    /// Writes the floppy image into the daemon's own directory (readable by `nobody`) and
+    /// defines the domain `name` (unique per test). It is left shut off.
+    pub fn define(rig: &'static super::Rig, name: &str) -> Guest {
+        const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+        assert!(
+            Path::new(QEMU).exists(),
+            "{QEMU} is missing: install Debian's qemu-system-x86 (scripts/install-qemu.sh \
+             does, from bookworm-backports)"
+        );
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(sweep_orphans);
+        let images = rig.dir().join("d").join("images");
+        fs::create_dir_all(&images).expect("create the images dir");
+        fs::set_permissions(&images, fs::Permissions::from_mode(0o755)).expect("chmod images");
+        let image = images.join(format!("{name}.img"));
+        write_floppy(&image);
+        let xml = super::write_file("guest.xml", &echo_domain_xml(name, &image));
+        let guest = Guest {
+            rig,
+            name: name.to_owned(),
+            uri: rig.qemu_uri(),
+        };
+        guest.virsh_ok(&["define", "--file", xml.to_str().expect("UTF-8 path")]);
+        guest
+    }
+
+    /// Boots it (`virsh start` by UUID); panics on failure.
+    pub fn start(&self) {
+        let uuid = self.uuid();
+        self.virsh_ok(&["start", "--domain", &uuid]);
+    }
+
+    /// The domain's UUID (`virsh domuuid`, by exact name from the listing).
+    pub fn uuid(&self) -> String {
+        let listing = self.virsh_ok(&["list", "--all", "--uuid", "--name"]);
+        listing
+            .lines()
+            .find_map(|line| {
+                let (uuid, name) = line.split_once(' ')?;
+                (name == self.name).then(|| uuid.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no domain {:?} in:\n{listing}", self.name))
+    }
+
+    /// The domain's state, as `virsh domstate` words it.
+    pub fn state(&self) -> String {
+        let uuid = self.uuid();
+        self.virsh_ok(&["domstate", "--domain", &uuid])
+            .trim()
+            .to_owned()
+    }
+
+    fn virsh_ok(&self, args: &[&str]) -> String {
+        let out = self.rig.virsh_uri(&self.uri, args);
+        if !out.status.success() {
+            panic!(
+                "virsh -c {} {args:?} failed:\n{}",
+                self.uri,
+                super::describe(&out)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let uuid = self.uuid();
+        // Not running is fine; anything else is reported but must not turn into a double panic.
+        let _ = self
+            .rig
+            .virsh_uri(&self.uri, &["destroy", "--domain", &uuid]);
+        let _ = self
+            .rig
+            .virsh_uri(&self.uri, &["undefine", "--domain", &uuid]);
+    }
+}
+
+/// SIGKILLs QEMU processes started for rigs of test binaries that are no longer running
+/// (their floppy images live under `dromaius-rig-<pid>-...`, so the pid is in QEMU's
+/// command line).
+pub fn sweep_orphans() {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for pid in entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    {
+        let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw);
+        if !cmdline.starts_with("/usr/bin/qemu-system") {
+            continue;
+        }
+        let Some(owner) = cmdline.split("dromaius-rig-").nth(1).and_then(|rest| {
+            rest.split('-')
+                .next()
+                .and_then(|pid| pid.parse::<u32>().ok())
+        }) else {
+            continue;
+        };
+        if owner != std::process::id() && !Path::new(&format!("/proc/{owner}")).exists() {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
 }

@@ -17,6 +17,8 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod pty;
+pub mod world;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -326,8 +328,15 @@ impl Rig {
     /// `request` as the remote command (None = no remote command, so SSH_ORIGINAL_COMMAND
     /// is unset), feeding `stdin` and then closing it. Returns the Output; panics only if
     /// ssh hangs past a generous timeout.
+    ///
+    /// Root's ~/.bashrc on this image runs `pyenv rehash`, which prints
+    /// `pyenv: cannot rehash: ...` when concurrent logins race for its lock. That is the
+    /// login shell talking before dromaius starts, so exactly those lines are dropped from
+    /// stderr; everything dromaius writes is kept and checked as it is.
     pub fn ssh(&self, key: &SshKey, request: Option<&str>, stdin: &[u8]) -> Output {
-        run(self.ssh_command(key, request), stdin, SSH_TIMEOUT)
+        let mut out = run(self.ssh_command(key, request), stdin, SSH_TIMEOUT);
+        out.stderr = without_login_shell_noise(&out.stderr);
+        out
     }
 
     /// The argv [`Rig::ssh`] runs, as a Command to spawn yourself. Note that anything
@@ -778,6 +787,16 @@ impl Default for AuditSink {
     fn default() -> Self {
         AuditSink::new()
     }
+}
+
+/// `stderr` without the lines root's login shell prints on its own (see [`Rig::ssh`]).
+pub fn without_login_shell_noise(stderr: &[u8]) -> Vec<u8> {
+    stderr
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|line| !line.starts_with(b"pyenv: "))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// A unique, test-driver-safe domain name: prefix + a counter + pid (e.g. "web-3-4711").

@@ -1,0 +1,142 @@
+//! A test's own config, audit socket and keys on the shared rig, for the suites that meet
+//! dromaius at a terminal (prompt, console), and compact views of its audit records.
+//!
+//! Included from `tests/common/mod.rs` as `pub mod world;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::pty::Term;
+use super::{AuditSink, Rig, SshKey, dromaius_bin, unique, write_file};
+
+/// A config, an audit socket and an empty HOME for one test, on the shared rig.
+pub struct World {
+    pub rig: &'static Rig,
+    pub audit: AuditSink,
+    pub config: PathBuf,
+    pub home: PathBuf,
+}
+
+impl World {
+    /// `keys` is the JSON object of the config's `keys`; `extra` holds more top-level
+    /// fields (`"name": value,` each, trailing comma included). `connect` is the rig's
+    /// test-driver URI.
+    pub fn new(keys: &str, extra: &str) -> World {
+        World::on(&Rig::get().test_uri(), keys, extra)
+    }
+
+    /// The same with `connect` set to `uri` (e.g. [`Rig::qemu_uri`] for a real guest).
+    pub fn on(uri: &str, keys: &str, extra: &str) -> World {
+        let rig = Rig::get();
+        let audit = AuditSink::new();
+        let config = write_file(
+            "dromaius.json",
+            &format!(
+                r#"{{ {extra} "virsh": "/usr/bin/virsh", "connect": "{uri}", "syslog_socket": "{}", "keys": {keys} }}"#,
+                audit.path().display()
+            ),
+        );
+        let home = rig.dir().join(unique("home"));
+        std::fs::create_dir(&home).unwrap();
+        World {
+            rig,
+            audit,
+            config,
+            home,
+        }
+    }
+
+    /// dromaius with this config and `args`, run directly in a pty (no SSH_ORIGINAL_COMMAND).
+    pub fn spawn(&self, args: &[&str]) -> Term {
+        Term::spawn(self.command(args))
+    }
+
+    /// The command [`World::spawn`] runs, to add to its environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(dromaius_bin());
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", &self.home)
+            .current_dir(&self.home);
+        command
+    }
+
+    /// A key whose forced command runs dromaius with `args` and this config, with `pty`.
+    pub fn key(&self, args: &str) -> SshKey {
+        let command = format!(
+            "{} --config {} {args}",
+            dromaius_bin().display(),
+            self.config.display()
+        );
+        self.rig.authorize(&command, "restrict,pty")
+    }
+
+    /// `ssh -tt` with this key and no remote command: a session at the prompt.
+    pub fn ssh_tt(&self, key: &SshKey) -> Term {
+        Term::spawn(self.rig.ssh_tty_command(key, None))
+    }
+
+    /// The audit records, waiting up to 5 s for at least `at_least` of them.
+    pub fn records(&self, at_least: usize) -> Vec<String> {
+        self.audit.records(at_least, Duration::from_secs(5))
+    }
+}
+
+/// `(command, domain, decision, outcome)` of each record, for compact assertions.
+pub fn summary(records: &[String]) -> Vec<(String, String, String, String)> {
+    let field = |record: &str, name: &str| -> String {
+        let Some(rest) = record.split(&format!(" {name}=")).nth(1) else {
+            return String::new();
+        };
+        match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or("").to_owned(),
+            None => rest.split(' ').next().unwrap_or("").to_owned(),
+        }
+    };
+    records
+        .iter()
+        .map(|r| {
+            (
+                field(r, "command"),
+                field(r, "domain"),
+                field(r, "decision"),
+                field(r, "outcome"),
+            )
+        })
+        .collect()
+}
+
+/// One expected row of [`summary`].
+pub fn row(
+    command: &str,
+    domain: &str,
+    decision: &str,
+    outcome: u8,
+) -> (String, String, String, String) {
+    (
+        command.to_owned(),
+        domain.to_owned(),
+        decision.to_owned(),
+        outcome.to_string(),
+    )
+}
+
+/// Asserts that what was shown ends with `tail`, showing all of it otherwise.
+pub fn assert_ends(shown: &str, tail: &str) {
+    assert!(
+        shown.ends_with(tail),
+        "expected it to end with {tail:?}:\n{shown:?}"
+    );
+}
+
+/// Makes a stand-in script executable.
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
