@@ -129,8 +129,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates the config at `path`. Bounded: a file over [`MAX_CONFIG_BYTES`] is
-/// refused without being read whole.
+/// Reads and validates the config at `path`. Refused unread if others could rewrite it
+/// (see `trust`); bounded: a file over [`MAX_CONFIG_BYTES`] is refused without being read
+/// whole.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = read_bounded(path).map_err(|reason| ConfigError {
         file: path.to_owned(),
@@ -147,6 +148,8 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     if !metadata.is_file() {
         return Err("not a regular file".into());
     }
+    // Before a byte is read: a config that others can rewrite grants them anything.
+    crate::trust::check(path, &file).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)

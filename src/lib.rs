@@ -1,5 +1,5 @@
-//! dromaius's pure core, as a library: the config loader, the request grammar, the policy
-//! and the one escaping rule.
+//! dromaius's pure core, as a library: the config loader (with its permission check), the
+//! request grammar, the policy and the one escaping rule.
 //!
 //! These modules decide everything and do nothing: no virsh, no syslog, no signals (those
 //! stay in the binary, `main.rs`). They are a library so that the fuzz targets in `fuzz/`
@@ -13,3 +13,4 @@ pub mod config;
 pub mod escape;
 pub mod policy;
 pub mod request;
+pub mod trust;
