@@ -16,6 +16,7 @@
 
 #![allow(dead_code)]
 
+pub mod direct;
 pub mod guest;
 
 use std::fs;
@@ -333,7 +334,9 @@ impl Rig {
                 "root@127.0.0.1",
             ]);
         if let Some(request) = request {
-            cmd.arg(request);
+            // ssh parses options after the destination too: `--` keeps a request that
+            // starts with a dash (`--console ...`) a request.
+            cmd.arg("--").arg(request);
         }
         cmd
     }
