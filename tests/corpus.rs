@@ -1248,3 +1248,66 @@ fn a_representative_subset_holds_through_real_sshd() {
     assert!(chosen >= 40, "only {chosen} cases through sshd");
     eprintln!("corpus through sshd: {chosen} cases");
 }
+
+/// Writes the corpus as fuzz seeds (`fuzz/seeds/`): `cargo test --test corpus --
+/// --ignored write_fuzz_seeds`. The request_policy target reads one selector byte (0:
+/// key alice, no binding, its first config) and then the line; configs are seeded with
+/// this corpus's config and the README's.
+#[test]
+#[ignore = "writes files into the source tree; run by hand to refresh the fuzz seeds"]
+fn write_fuzz_seeds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let requests = root.join("request_policy");
+    let configs = root.join("config");
+    for dir in [&requests, &configs] {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let uuids = Uuids {
+        victim: "6695eb01-f6a4-8304-79aa-97f2502e193f".into(),
+        web1: "1c26ef96-2259-4182-8a59-ac38b2b550c3".into(),
+    };
+    let mut seeds = std::collections::BTreeSet::new();
+    for case in corpus(&uuids) {
+        let lines: Vec<Vec<u8>> = match case.source {
+            Source::Command(line) => vec![line],
+            Source::Stdin(input) => input
+                .split(|b| *b == b'\n')
+                .take(8)
+                .map(<[u8]>::to_vec)
+                .collect(),
+        };
+        for line in lines
+            .into_iter()
+            .filter(|l| l.len() <= 2 * MAX_REQUEST_BYTES)
+        {
+            let selector = match case.key {
+                "solo" => 4,
+                "mallory" => 5,
+                _ => 0,
+            };
+            seeds.insert([vec![selector], line].concat());
+        }
+    }
+    for (n, seed) in seeds.iter().enumerate() {
+        std::fs::write(requests.join(format!("corpus-{n:04}")), seed).unwrap();
+    }
+    let readme_example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dromaius.json.example"),
+    )
+    .unwrap();
+    let texts = [
+        config_text("test:///default", Path::new("/dev/log")),
+        readme_example,
+        r#"{"AllowedHosts": ["vhost1.example.local", "vhost2"]}"#.into(),
+        r#"{"keys": {"k": [{"domains": ["web[0-9]", "db?", "[!a-c]x", "*-prod"], "commands": ["status"], "connect": "qemu+ssh://h/system"}]}, "timeout_secs": 5}"#.into(),
+    ];
+    for (n, text) in texts.iter().enumerate() {
+        std::fs::write(configs.join(format!("config-{n}.json")), text).unwrap();
+    }
+    eprintln!(
+        "{} request seeds, {} config seeds",
+        seeds.len(),
+        texts.len()
+    );
+}
