@@ -856,3 +856,83 @@ fn a_config_others_could_rewrite_is_refused_like_sshd_strict_modes() {
     assert!(stderr(&out).contains("mode 0646"), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
+
+#[test]
+fn a_hang_up_after_virsh_acted_still_audits_the_request() {
+    // virsh has acted (its pid is written, it exits 0) but its output cannot be delivered:
+    // stdout is a pipe nobody reads, and the output is larger than the pipe. A hang-up now
+    // must not end the process before the request is audited.
+    let audit = AuditSink::new();
+    let mut seen = 0;
+    let (acting, pids) = fake_virsh("head -c 300000 /dev/zero | tr '\\0' x\necho\nexit 0");
+    let config = config(&acting, "test:///default", audit.path(), 60, "\"web1\"");
+    for signal in ["HUP", "TERM"] {
+        let _ = fs::write(&pids, "");
+        let (reader, writer) = std::io::pipe().unwrap();
+        let mut child = Command::new(dromaius_bin())
+            .args(["--config", config.to_str().unwrap(), "--key", "alice"])
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", "destroy web1")
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The listing and the action both ran, and the action has exited.
+        let ran = wait_for_pids(&pids, 2);
+        assert_all_gone(&ran, "the acting virsh");
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        // What sshd does next: the client is gone, so the pipe's far end closes.
+        std::thread::sleep(Duration::from_millis(200));
+        drop(reader);
+        let status = wait_exit(&mut child, Duration::from_secs(10));
+        let records = audit.records(seen + 1, Duration::from_secs(3));
+        let mine = &records[seen..];
+        seen = records.len();
+        assert_eq!(mine.len(), 1, "{signal}: exit {status:?}, records {mine:?}");
+        assert!(mine[0].contains("command=\"destroy\""), "{}", mine[0]);
+        assert!(mine[0].contains("decision=allow"), "{}", mine[0]);
+    }
+    // If the output never drains (nobody closes the pipe), the hang-up still ends the
+    // process, after the grace period.
+    let _ = fs::write(&pids, "");
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = Command::new(dromaius_bin())
+        .args(["--config", config.to_str().unwrap(), "--key", "alice"])
+        .env_clear()
+        .env("SSH_ORIGINAL_COMMAND", "destroy web1")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_all_gone(&wait_for_pids(&pids, 2), "the acting virsh");
+    std::thread::sleep(Duration::from_millis(300));
+    let hung_up = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(129), "{status:?}");
+    assert!(
+        hung_up.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        hung_up.elapsed()
+    );
+    eprintln!(
+        "a stuck output: ended {:.1?} after the hang-up",
+        hung_up.elapsed()
+    );
+    drop(reader);
+}
