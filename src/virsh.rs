@@ -165,6 +165,9 @@ pub const ENVIRONMENT: [(&str, &str); 5] = [
     ("XDG_CACHE_HOME", "/nonexistent"),
 ];
 
+/// How long a timed-out run may take to be collected after its group was killed.
+const AFTER_KILL: Duration = Duration::from_millis(500);
+
 /// What a finished virsh run produced.
 #[derive(Debug)]
 pub struct Captured {
@@ -238,7 +241,10 @@ impl Virsh {
             Ok(output) => output,
             Err(_) => {
                 guard.kill();
-                let _ = receiver.recv();
+                // Once the group is dead its pipes close at once, unless something left the
+                // group (setsid) still holds them: that must not keep the request past its
+                // deadline, so the collecting thread is given a moment and then left behind.
+                let _ = receiver.recv_timeout(AFTER_KILL);
                 return Err(RunError::TimedOut);
             }
         };

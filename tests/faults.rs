@@ -214,6 +214,44 @@ fn a_hanging_virsh_and_its_whole_group_are_killed_at_the_timeout() {
 }
 
 #[test]
+fn a_grandchild_that_left_the_group_does_not_hold_the_request_past_its_timeout() {
+    // A process that left virsh's group (setsid) cannot be killed with it, and it holds
+    // virsh's output pipes open: the request must still end at its deadline.
+    let audit = AuditSink::new();
+    let mut seen = 0;
+    let escaped = write_file("escaped-pids", "");
+    let (hanging, pids) = fake_virsh(&format!(
+        "setsid sh -c 'echo $$ >> {}; exec sleep 120' &\nsleep 300",
+        escaped.display()
+    ));
+    let config = config(&hanging, "test:///default", audit.path(), 2, "\"web1\"");
+    let run = Invocation::new(&config, &["--key", "alice"])
+        .request(b"start web1")
+        .run();
+    let escapees = pids_in(&escaped);
+    for pid in &escapees {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    assert_eq!(
+        run.output.status.code(),
+        Some(124),
+        "{}",
+        stderr(&run.output)
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        run.elapsed
+    );
+    assert_clear_message(&run.output, "took longer than 2 s", "escaped grandchild");
+    assert_one_record(&audit, &mut seen, 124, "escaped grandchild");
+    assert_all_gone(&pids_in(&pids), "virsh's own group");
+    assert_eq!(escapees.len(), 1);
+}
+
+#[test]
 fn libvirt_down_or_hung_is_69_or_124() {
     let audit = AuditSink::new();
     let mut seen = 0;
