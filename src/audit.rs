@@ -74,7 +74,9 @@ impl Record<'_> {
             self.outcome,
         );
         if let Some(reason) = self.reason {
-            message.push_str(&format!(" reason=\"{}\"", escape(reason)));
+            // A reason can quote what the user sent (an unknown command word): cut it too.
+            let reason = escape_truncated(reason.as_bytes(), MAX_FIELD_BYTES);
+            message.push_str(&format!(" reason=\"{reason}\""));
         }
         message
     }
@@ -230,6 +232,15 @@ mod tests {
         let long = "a".repeat(100_000);
         let message = record(long.as_bytes(), Some(&long)).message();
         assert!(message.len() < 1000, "{}", message.len());
+        // An invalid request's reason quotes the word: 4000 bytes of it must not get through.
+        let word = "\u{1b}".repeat(4000);
+        let reason = format!("unknown command \"{}\"", escape(&word));
+        let message = Record {
+            reason: Some(&reason),
+            ..record(word.as_bytes(), None)
+        }
+        .message();
+        assert!(message.len() < 2000, "{}", message.len());
     }
 
     #[test]
