@@ -2,11 +2,16 @@
 //!
 //! Formatting is pure: every field is `name="value"` with the value escaped by
 //! `escape`, so no byte a user sends can end the record, start another, or forge a field.
-//! Sending never blocks and never fails a request: the socket is non-blocking, and a missing,
-//! dead or full syslog costs one failed `send` and nothing else.
+//! Sending never fails a request and never holds it up for long: a missing or dead syslog
+//! costs one failed `connect`; a syslog that is merely slower than a flood of requests is
+//! waited for, up to [`SEND_WAIT`] per record, so that no record is lost to a burst; and a
+//! syslog that makes a record wait that long is taken as stuck and never waited for again.
 
+use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use syslog::{Facility, Formatter3164, LogFormat, Severity};
 
@@ -14,6 +19,11 @@ use crate::escape::{escape, escape_truncated};
 
 /// How many bytes of a user-controlled field are kept in a record.
 const MAX_FIELD_BYTES: usize = 256;
+
+/// The longest one record may wait for room in syslog's queue. A Unix datagram socket holds
+/// only `net.unix.max_dgram_qlen` (10) records, so a session of a few thousand refused lines
+/// outruns even a healthy syslog; without a short wait, records would be dropped.
+pub const SEND_WAIT: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -64,7 +74,9 @@ impl Record<'_> {
             self.outcome,
         );
         if let Some(reason) = self.reason {
-            message.push_str(&format!(" reason=\"{}\"", escape(reason)));
+            // A reason can quote what the user sent (an unknown command word): cut it too.
+            let reason = escape_truncated(reason.as_bytes(), MAX_FIELD_BYTES);
+            message.push_str(&format!(" reason=\"{reason}\""));
         }
         message
     }
@@ -90,6 +102,8 @@ pub fn client_from_ssh_connection(value: &str) -> Option<String> {
 /// Where records go.
 pub struct Audit {
     socket: Option<UnixDatagram>,
+    /// Set once a record waited [`SEND_WAIT`] in vain: from then on nothing waits.
+    stuck: AtomicBool,
     formatter: Formatter3164,
 }
 
@@ -98,12 +112,14 @@ impl Audit {
     /// request goes on without a log rather than not at all.
     pub fn connect(path: &Path) -> Audit {
         let socket = UnixDatagram::unbound().ok().and_then(|socket| {
-            socket.set_nonblocking(true).ok()?;
+            // Blocking, but never for longer than SEND_WAIT (SO_SNDTIMEO).
+            socket.set_write_timeout(Some(SEND_WAIT)).ok()?;
             socket.connect(path).ok()?;
             Some(socket)
         });
         Audit {
             socket,
+            stuck: AtomicBool::new(false),
             formatter: Formatter3164 {
                 facility: Facility::LOG_AUTHPRIV,
                 hostname: None,
@@ -121,7 +137,13 @@ impl Audit {
             .format(&mut datagram, record.severity(), record.message())
             .is_ok()
         {
-            let _ = socket.send(&datagram);
+            if let Err(error) = socket.send(&datagram) {
+                if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                    && !self.stuck.swap(true, Ordering::SeqCst)
+                {
+                    let _ = socket.set_nonblocking(true);
+                }
+            }
         }
     }
 }
@@ -210,6 +232,15 @@ mod tests {
         let long = "a".repeat(100_000);
         let message = record(long.as_bytes(), Some(&long)).message();
         assert!(message.len() < 1000, "{}", message.len());
+        // An invalid request's reason quotes the word: 4000 bytes of it must not get through.
+        let word = "\u{1b}".repeat(4000);
+        let reason = format!("unknown command \"{}\"", escape(&word));
+        let message = Record {
+            reason: Some(&reason),
+            ..record(word.as_bytes(), None)
+        }
+        .message();
+        assert!(message.len() < 2000, "{}", message.len());
     }
 
     #[test]
@@ -223,6 +254,51 @@ mod tests {
             Some("::1 port 5")
         );
         assert_eq!(client_from_ssh_connection(""), None);
+    }
+
+    #[test]
+    fn a_stuck_syslog_costs_one_short_wait_at_most() {
+        let dir = std::env::temp_dir().join(format!("dromaius-audit-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let never_read = UnixDatagram::bind(&path).unwrap();
+        let audit = Audit::connect(&path);
+        let started = std::time::Instant::now();
+        for _ in 0..1000 {
+            audit.record(&record(b"start", Some("web1")));
+        }
+        let elapsed = started.elapsed();
+        // One wait of SEND_WAIT, then nothing waits: far below 1000 waits.
+        assert!(elapsed < SEND_WAIT * 50, "{elapsed:?}");
+        drop(never_read);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_slow_syslog_loses_no_record_of_a_burst() {
+        let dir = std::env::temp_dir().join(format!("dromaius-audit-burst-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let reader = UnixDatagram::bind(&path).unwrap();
+        reader
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let counter = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            let mut count = 0;
+            while reader.recv(&mut buffer).is_ok() {
+                count += 1;
+            }
+            count
+        });
+        let audit = Audit::connect(&path);
+        for _ in 0..3000 {
+            audit.record(&record(b"start", Some("web1")));
+        }
+        assert_eq!(counter.join().unwrap(), 3000);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

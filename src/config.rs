@@ -79,7 +79,16 @@ impl DomainPattern {
         if !text.contains(['*', '?', '[']) {
             return Ok(DomainPattern::Exact(text.to_owned()));
         }
-        glob::Pattern::new(text)
+        // The glob crate reads `**` as "any number of path components": it refuses `web**`
+        // and lets `**/x` match `x`. In a shell `**` is `*`, and domain names are not paths,
+        // so a run of `*` is one `*` (inside `[...]` a repeated `*` changes nothing).
+        let mut collapsed = String::with_capacity(text.len());
+        for c in text.chars() {
+            if !(c == '*' && collapsed.ends_with('*')) {
+                collapsed.push(c);
+            }
+        }
+        glob::Pattern::new(&collapsed)
             .map(DomainPattern::Glob)
             .map_err(|e| format!("domain pattern {text:?} is not a valid pattern: {e}"))
     }
@@ -128,8 +137,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates the config at `path`. Bounded: a file over [`MAX_CONFIG_BYTES`] is
-/// refused without being read whole.
+/// Reads and validates the config at `path`. Refused unread if others could rewrite it
+/// (see `trust`); bounded: a file over [`MAX_CONFIG_BYTES`] is refused without being read
+/// whole.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_all(path).map_err(first)
 }
@@ -164,6 +174,8 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     if !metadata.is_file() {
         return Err("not a regular file".into());
     }
+    // Before a byte is read: a config that others can rewrite grants them anything.
+    crate::trust::check(path, &file).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -527,6 +539,25 @@ mod tests {
         }
         for no in ["web", "web10", "db", "db12", "02", "+2", "x", "Abc", "-X"] {
             assert!(!grant.matches_domain(no), "{no}");
+        }
+        // `**` is `*`, as in a shell: accepted anywhere, and never "zero path components".
+        let config = parse_ok(
+            r#"{"keys": {"k": [{"domains": ["web**"]}, {"domains": ["**/x"]}, {"domains": ["**"]}]}}"#,
+        );
+        let [stars, slash, all] = &config.keys["k"][..] else {
+            panic!()
+        };
+        for (grant, yes, no) in [
+            (stars, &["web", "web1", "web*"][..], &["we", "xweb"][..]),
+            (slash, &["a/x", "/x"], &["x", "ax"]),
+            (all, &["", "anything", "a/b"], &[]),
+        ] {
+            for name in yes {
+                assert!(grant.matches_domain(name), "{name}");
+            }
+            for name in no {
+                assert!(!grant.matches_domain(name), "{name}");
+            }
         }
     }
 

@@ -56,6 +56,8 @@ impl<'c> Gateway<'c> {
 
     /// Handles one request line. `None` for a blank line, which asks for nothing.
     pub fn handle(&self, line: &[u8]) -> Option<Handled> {
+        // Until the record is sent, a hang-up must not end the process under us.
+        let _in_hand = crate::sys::request_in_hand();
         let request = match request::parse(line) {
             Ok(None) => return None,
             Ok(Some(request)) => request,
@@ -366,6 +368,7 @@ pub fn say_error(text: &str) {
 impl Gateway<'_> {
     /// A line too long to be a request, of which only the length was kept.
     pub fn handle_too_long(&self, length: usize) -> Option<Handled> {
+        let _in_hand = crate::sys::request_in_hand();
         let error = ParseError::TooLong(length);
         Some(self.refuse_invalid(b"(too long)", None, &error))
     }

@@ -394,4 +394,226 @@ mod tests {
         assert_eq!(alice.connects(), ["qemu:///system", "test:///default"]);
         assert!(!Subject::new(&c, "mallory", None).may_list("alice-web", "qemu:///system"));
     }
+
+    /// Property tests: random configs and requests, every decision compared with an
+    /// independent model of the rule (its own glob matcher over the pattern's tokens).
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One token of a domain pattern, as the model understands it.
+        #[derive(Debug, Clone)]
+        enum Token {
+            Literal(char),
+            AnyOne,
+            AnyRun,
+            Class {
+                negated: bool,
+                ranges: Vec<(char, char)>,
+            },
+        }
+
+        fn render(tokens: &[Token]) -> String {
+            let mut text = String::new();
+            for token in tokens {
+                match token {
+                    Token::Literal(c) => text.push(*c),
+                    Token::AnyOne => text.push('?'),
+                    Token::AnyRun => text.push('*'),
+                    Token::Class { negated, ranges } => {
+                        text.push('[');
+                        if *negated {
+                            text.push('!');
+                        }
+                        for (low, high) in ranges {
+                            text.push(*low);
+                            if low != high {
+                                text.push('-');
+                                text.push(*high);
+                            }
+                        }
+                        text.push(']');
+                    }
+                }
+            }
+            text
+        }
+
+        /// The model: a plain backtracking matcher over tokens.
+        fn model_matches(tokens: &[Token], name: &[char]) -> bool {
+            match tokens.split_first() {
+                None => name.is_empty(),
+                Some((Token::AnyRun, rest)) => {
+                    (0..=name.len()).any(|skip| model_matches(rest, &name[skip..]))
+                }
+                Some((token, rest)) => {
+                    let Some((c, name_rest)) = name.split_first() else {
+                        return false;
+                    };
+                    let one = match token {
+                        Token::Literal(l) => l == c,
+                        Token::AnyOne => true,
+                        Token::Class { negated, ranges } => {
+                            ranges.iter().any(|(l, h)| l <= c && c <= h) != *negated
+                        }
+                        Token::AnyRun => unreachable!(),
+                    };
+                    one && model_matches(rest, name_rest)
+                }
+            }
+        }
+
+        fn token() -> impl Strategy<Value = Token> {
+            let literal = prop::sample::select(vec!['a', 'b', '1', '-', '.']);
+            let bound = prop::sample::select(vec!['a', 'b', 'c', '1']);
+            prop_oneof![
+                4 => literal.prop_map(Token::Literal),
+                1 => Just(Token::AnyOne),
+                1 => Just(Token::AnyRun),
+                1 => (any::<bool>(), prop::collection::vec((bound.clone(), bound), 1..3))
+                    .prop_map(|(negated, pairs)| Token::Class {
+                        negated,
+                        ranges: pairs
+                            .into_iter()
+                            .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
+                            .collect(),
+                    }),
+            ]
+        }
+
+        /// A grant: patterns (as tokens), a non-empty set of commands (as bits), and
+        /// whether it has a `connect` of its own.
+        type ModelGrant = (Vec<Vec<Token>>, u8, bool);
+
+        fn grant() -> impl Strategy<Value = ModelGrant> {
+            (
+                prop::collection::vec(prop::collection::vec(token(), 1..5), 1..4),
+                1u8..128,
+                any::<bool>(),
+            )
+        }
+
+        /// Names a user might send: the patterns' alphabet plus the glob characters.
+        fn name() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop::sample::select(vec!['a', 'b', 'c', '1', '-', '.', '*', '?', '[', ']', '!']),
+                1..6,
+            )
+            .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn actions(bits: u8) -> Vec<Action> {
+            Action::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, a)| a)
+                .collect()
+        }
+
+        /// The config text for `keys` (key name -> grants), with a second URI on some grants.
+        fn config_text(keys: &[(String, Vec<ModelGrant>)], hosts: &[String]) -> String {
+            let mut keys_json = serde_json::Map::new();
+            for (key, grants) in keys {
+                let grants: Vec<serde_json::Value> = grants
+                    .iter()
+                    .map(|(patterns, bits, own_uri)| {
+                        let mut grant = serde_json::json!({
+                            "domains": patterns.iter().map(|p| render(p)).collect::<Vec<_>>(),
+                            "commands": actions(*bits).iter().map(|a| a.name()).collect::<Vec<_>>(),
+                        });
+                        if *own_uri {
+                            grant["connect"] = "test:///other".into();
+                        }
+                        grant
+                    })
+                    .collect();
+                keys_json.insert(key.clone(), grants.into());
+            }
+            serde_json::json!({ "connect": "test:///top", "keys": keys_json, "AllowedHosts": hosts })
+                .to_string()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            /// A decision never allows a domain that no grant of the key matches, always
+            /// names the first grant that matches, and denies exactly when none does.
+            #[test]
+            fn a_decision_is_exactly_the_first_matching_grant(
+                keys in prop::collection::vec(prop::collection::vec(grant(), 0..4), 1..3),
+                asked_key in 0usize..4,
+                names in prop::collection::vec(name(), 1..8),
+            ) {
+                let keys: Vec<(String, Vec<_>)> = keys
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, grants)| (format!("k{i}"), grants))
+                    .collect();
+                let text = config_text(&keys, &[]);
+                let config = crate::config::parse(&text, Path::new("prop.json"))
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                let key = format!("k{asked_key}");
+                let grants = keys.iter().find(|(k, _)| *k == key).map(|(_, g)| g.as_slice());
+                let subject = Subject::new(&config, &key, None);
+                for name in &names {
+                    let chars: Vec<char> = name.chars().collect();
+                    for action in Action::ALL {
+                        let expected = grants.map(|grants| {
+                            grants.iter().position(|(patterns, bits, _)| {
+                                actions(*bits).contains(&action)
+                                    && patterns.iter().any(|p| model_matches(p, &chars))
+                            })
+                        });
+                        let decision = subject.decide(action, name);
+                        match (expected, decision) {
+                            (None, Decision::Deny(DenyReason::UnknownKey)) => {}
+                            (Some(None), Decision::Deny(DenyReason::NoMatchingGrant)) => {}
+                            (Some(Some(index)), Decision::Allow { connect, grant }) => {
+                                prop_assert_eq!(grant, Some(index));
+                                let own = keys.iter().find(|(k, _)| *k == key).unwrap().1[index].2;
+                                prop_assert_eq!(connect, if own { "test:///other" } else { "test:///top" });
+                            }
+                            (expected, decision) => prop_assert!(
+                                false,
+                                "{key} {action:?} {name:?}: model {expected:?}, policy {decision:?} in {text}"
+                            ),
+                        }
+                    }
+                }
+            }
+
+            /// A session bound to a domain reaches that domain only, whatever the grants.
+            #[test]
+            fn a_bound_session_never_reaches_another_domain(
+                grants in prop::collection::vec(grant(), 0..4),
+                bound in name(),
+                listed in any::<bool>(),
+                names in prop::collection::vec(name(), 1..8),
+            ) {
+                let hosts = if listed { vec![bound.clone()] } else { vec![] };
+                let text = config_text(&[("k0".into(), grants)], &hosts);
+                let config = crate::config::parse(&text, Path::new("prop.json"))
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                for key in ["k0", "stranger"] {
+                    let subject = Subject::new(&config, key, Some(&bound));
+                    for name in names.iter().filter(|n| **n != bound) {
+                        for action in Action::ALL {
+                            prop_assert_eq!(
+                                subject.decide(action, name),
+                                Decision::Deny(DenyReason::OutsideBoundDomain)
+                            );
+                        }
+                    }
+                    if listed {
+                        for action in Action::ALL {
+                            let decision = subject.decide(action, &bound);
+                            let by_hosts = matches!(decision, Decision::Allow { grant: None, .. });
+                            prop_assert!(by_hosts, "{key} {action:?}: {decision:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -4,14 +4,18 @@
 //! `virsh console` ignores SIGHUP, SIGTERM, SIGINT and SIGQUIT, so when the SSH client goes
 //! away a plain exit would leave it holding the domain's console forever. A signal thread
 //! SIGKILLs the running child (its whole process group where it has one of its own) and
-//! lets the main thread finish the request, audit it, and stop. A killed virsh cannot put
-//! the terminal back from raw mode, so the settings it found are saved and restored here,
+//! lets the main thread finish the request, audit it, and stop. A hang-up while no request
+//! is in hand (waiting for input) ends the process at once; one that comes while a request
+//! is being finished (virsh has acted, its output or its record is not out yet) waits for
+//! that request to be audited, for [`HANG_UP_GRACE`] at most. A killed virsh cannot put the
+//! terminal back from raw mode, so the settings it found are saved and restored here,
 //! however it ended. Nothing here decides policy.
 
 use std::io;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::termios::{self, FlushArg, SetArg, Termios};
@@ -28,6 +32,13 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The terminal's settings when the interactive session began, put back if a signal ends
 /// the process while the prompt has the terminal in raw mode.
 static SESSION_TERMINAL: Mutex<Option<Termios>> = Mutex::new(None);
+/// Set while a request is being handled, from its parsing to its audit record.
+static IN_REQUEST: AtomicBool = AtomicBool::new(false);
+
+/// The longest a hang-up waits for the request in hand to be finished and audited. Under
+/// sshd the client's departure also closes our stdout, so a request blocked writing its
+/// output gets an error at once and finishes in microseconds; this bounds the rest.
+pub const HANG_UP_GRACE: Duration = Duration::from_secs(5);
 
 fn child_slot() -> MutexGuard<'static, Option<(i32, bool)>> {
     // A poisoned lock only means another thread panicked holding it; the pid is still right.
@@ -52,23 +63,33 @@ pub fn install_signal_handlers() {
                     continue;
                 }
                 let interrupt = signal == SIGINT || signal == SIGQUIT;
-                let mut child = child_slot();
-                if interrupt {
-                    INTERRUPTED.store(true, Ordering::SeqCst);
-                } else {
-                    HUNG_UP.store(true, Ordering::SeqCst);
-                }
-                match *child {
-                    Some((pid, own_group)) => kill_child(pid, own_group),
-                    // Nothing running: a hang-up or SIGTERM ends the session here and now
-                    // (the main thread may be blocked reading a stdin that never closes).
-                    None if !interrupt => {
-                        restore_session_terminal();
-                        std::process::exit(128 + signal)
+                let idle = {
+                    let mut child = child_slot();
+                    if interrupt {
+                        INTERRUPTED.store(true, Ordering::SeqCst);
+                    } else {
+                        HUNG_UP.store(true, Ordering::SeqCst);
                     }
-                    None => {}
+                    match child.take() {
+                        Some((pid, own_group)) => {
+                            kill_child(pid, own_group);
+                            false
+                        }
+                        None => true,
+                    }
+                };
+                // Nothing running: a hang-up or SIGTERM ends the session here (the main
+                // thread may be blocked reading a stdin that never closes) — but not
+                // before the request in hand, if any, is audited. The lock is released
+                // first: the main thread may need it to learn that it must not spawn.
+                if idle && !interrupt {
+                    let deadline = Instant::now() + HANG_UP_GRACE;
+                    while IN_REQUEST.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    restore_session_terminal();
+                    std::process::exit(128 + signal);
                 }
-                *child = None;
             }
         });
     drop(spawned);
@@ -80,6 +101,21 @@ fn kill_child(pid: i32, own_group: bool) {
         let _ = killpg(target, Signal::SIGKILL);
     } else {
         let _ = kill(target, Signal::SIGKILL);
+    }
+}
+
+/// Marks a request as in hand until the guard is dropped (after its audit record): a
+/// hang-up meanwhile lets it finish instead of ending the process under it.
+pub fn request_in_hand() -> RequestGuard {
+    IN_REQUEST.store(true, Ordering::SeqCst);
+    RequestGuard(())
+}
+
+pub struct RequestGuard(());
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        IN_REQUEST.store(false, Ordering::SeqCst);
     }
 }
 

@@ -165,8 +165,8 @@ pub const ENVIRONMENT: [(&str, &str); 5] = [
     ("XDG_CACHE_HOME", "/nonexistent"),
 ];
 
-/// How long to wait for a killed virsh to be reaped before giving up on it.
-const REAP_GRACE: Duration = Duration::from_secs(2);
+/// How long a timed-out run may take to be collected after its group was killed.
+const AFTER_KILL: Duration = Duration::from_millis(500);
 
 /// What a finished virsh run produced.
 #[derive(Debug)]
@@ -241,9 +241,10 @@ impl Virsh {
             Ok(output) => output,
             Err(_) => {
                 guard.kill();
-                // Reap it if the kill closed its pipes; a grandchild that left the group and
-                // holds a pipe open must not hang the request, so this wait is bounded too.
-                let _ = receiver.recv_timeout(REAP_GRACE);
+                // Once the group is dead its pipes close at once, unless something left the
+                // group (setsid) still holds them: that must not keep the request past its
+                // deadline, so the collecting thread is given a moment and then left behind.
+                let _ = receiver.recv_timeout(AFTER_KILL);
                 return Err(RunError::TimedOut);
             }
         };

@@ -192,11 +192,13 @@ fn check_warns_about_dead_and_ambiguous_grants_but_passes() {
         );
     }
 
+    // check loads the config exactly as the gateway does, so a config others could rewrite
+    // is refused, not merely warned about.
     fs::set_permissions(&config, fs::Permissions::from_mode(0o666)).unwrap();
     let out = dromaius(&["check", "--config", file], b"");
-    assert_eq!(code(&out), Some(0));
+    assert_eq!(code(&out), Some(78));
     assert!(
-        stderr(&out).contains("is writable by group or others (mode 666)"),
+        stderr(&out).contains("is writable by group or others (mode 0666)"),
         "{}",
         stderr(&out)
     );

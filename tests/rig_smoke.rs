@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{AuditSink, Rig, unique};
+use common::{AuditSink, Rig, describe, unique};
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
@@ -176,4 +176,18 @@ fn write_file_makes_distinct_readable_files() {
     assert_ne!(a, b);
     assert_eq!(std::fs::read_to_string(&a).unwrap(), "a = 1\n");
     assert!(a.starts_with(std::env::temp_dir()));
+}
+
+#[test]
+fn the_login_shell_runs_no_rc_file() {
+    // Root's ~/.bashrc (pyenv on this image) is hidden from the rig's sshd, so a forced
+    // command sees sshd's environment only and nothing is printed before it runs.
+    let rig = Rig::get();
+    let key = rig.authorize("/usr/bin/printenv", "restrict");
+    let out = rig.ssh(&key, None, b"");
+    assert!(out.status.success(), "{}", describe(&out));
+    let env = String::from_utf8_lossy(&out.stdout);
+    assert!(env.contains("SSH_CONNECTION="), "{env}");
+    assert!(!env.contains("PYENV"), "root's ~/.bashrc ran: {env}");
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
 }

@@ -16,6 +16,7 @@
 
 #![allow(dead_code)]
 
+pub mod direct;
 pub mod guest;
 pub mod pty;
 pub mod world;
@@ -36,6 +37,11 @@ const SETPRIV: &str = "/usr/bin/setpriv";
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 const VIRSH: &str = "/usr/bin/virsh";
 const SSHD: &str = "/usr/sbin/sshd";
+const UNSHARE: &str = "/usr/bin/unshare";
+const SH: &str = "/bin/sh";
+/// Run inside sshd's own mount namespace: hide root's ~/.bashrc, then become sshd.
+const BLANK_RC_THEN_EXEC: &str =
+    "if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc || exit 1; fi; exec \"$@\"";
 const SSH: &str = "/usr/bin/ssh";
 const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 
@@ -320,23 +326,16 @@ impl Rig {
         SshKey { private }
     }
 
-    /// sshd runs the forced command through root's login shell (`bash -c`), and Debian's
-    /// bash then sources root's ~/.bashrc, so the command's environment holds more than
-    /// sshd's own variables (on this machine: pyenv's PATH and PYENV_*).
+    /// sshd runs the forced command through root's login shell (`bash -c`); the rig's
+    /// sshd hides root's ~/.bashrc (see `start_sshd`), so the command's environment is
+    /// sshd's own variables only.
     ///
     /// Runs the real ssh client as root@127.0.0.1 with the key, `-T` (no terminal) and
     /// `request` as the remote command (None = no remote command, so SSH_ORIGINAL_COMMAND
     /// is unset), feeding `stdin` and then closing it. Returns the Output; panics only if
     /// ssh hangs past a generous timeout.
-    ///
-    /// Root's ~/.bashrc on this image runs `pyenv rehash`, which prints
-    /// `pyenv: cannot rehash: ...` when concurrent logins race for its lock. That is the
-    /// login shell talking before dromaius starts, so exactly those lines are dropped from
-    /// stderr; everything dromaius writes is kept and checked as it is.
     pub fn ssh(&self, key: &SshKey, request: Option<&str>, stdin: &[u8]) -> Output {
-        let mut out = run(self.ssh_command(key, request), stdin, SSH_TIMEOUT);
-        out.stderr = without_login_shell_noise(&out.stderr);
-        out
+        run(self.ssh_command(key, request), stdin, SSH_TIMEOUT)
     }
 
     /// The argv [`Rig::ssh`] runs, as a Command to spawn yourself. Note that anything
@@ -373,7 +372,9 @@ impl Rig {
                 "root@127.0.0.1",
             ]);
         if let Some(request) = request {
-            cmd.arg(request);
+            // ssh parses options after the destination too: `--` keeps a request that
+            // starts with a dash (`--console ...`) a request.
+            cmd.arg("--").arg(request);
         }
         cmd
     }
@@ -584,14 +585,28 @@ fn start_sshd(dir: &Path, children: &mut Vec<Child>) -> Result<u16, String> {
         let log = dir.join(format!("sshd-{attempt}.log"));
         fs::write(&config, sshd_config(dir, port, &host_key))
             .map_err(|e| format!("write {}: {e}", config.display()))?;
+        // sshd runs each forced command through root's login shell, and bash started by
+        // sshd sources ~/.bashrc; root's on this image runs `pyenv rehash`, which races
+        // between concurrent logins and prints to stderr before dromaius even starts. In
+        // a private mount namespace of its own, this sshd sees /dev/null in its place: the
+        // shell runs no rc file, as the README tells administrators to arrange, and
+        // nothing on the host changes.
         let mut cmd = Command::new(SETPRIV);
-        cmd.args(["--pdeathsig", "KILL", SSHD, "-D", "-f"])
-            .arg(&config)
-            .arg("-E")
-            .arg(&log)
-            .env_clear()
-            .env("PATH", CLEAN_PATH)
-            .current_dir(dir);
+        cmd.args([
+            "--pdeathsig",
+            "KILL",
+            UNSHARE,
+            "--mount",
+            "--propagation",
+            "private",
+        ])
+        .args([SH, "-c", BLANK_RC_THEN_EXEC, "sh", SSHD, "-D", "-f"])
+        .arg(&config)
+        .arg("-E")
+        .arg(&log)
+        .env_clear()
+        .env("PATH", CLEAN_PATH)
+        .current_dir(dir);
         let child = spawn_logged(cmd, &dir.join(format!("sshd-{attempt}.out")), "sshd")?;
         children.push(child);
 
@@ -679,6 +694,8 @@ fn preflight() -> Result<(), String> {
         (LIBVIRTD, "libvirt-daemon"),
         (VIRSH, "libvirt-clients"),
         (SSHD, "openssh-server"),
+        (UNSHARE, "util-linux"),
+        ("/usr/bin/mount", "mount"),
         (SSH, "openssh-client"),
         (SSH_KEYGEN, "openssh-client"),
     ];
@@ -787,16 +804,6 @@ impl Default for AuditSink {
     fn default() -> Self {
         AuditSink::new()
     }
-}
-
-/// `stderr` without the lines root's login shell prints on its own (see [`Rig::ssh`]).
-pub fn without_login_shell_noise(stderr: &[u8]) -> Vec<u8> {
-    stderr
-        .split_inclusive(|b| *b == b'\n')
-        .filter(|line| !line.starts_with(b"pyenv: "))
-        .flatten()
-        .copied()
-        .collect()
 }
 
 /// A unique, test-driver-safe domain name: prefix + a counter + pid (e.g. "web-3-4711").

@@ -1,0 +1,77 @@
+//! The promise every fuzz target checks after each decision: an `Allow` is backed by a
+//! grant of the key (or the bound `AllowedHosts` domain) that matches both the command and
+//! the domain, it is the *first* such grant, and its URI is that grant's; a `Deny` means no
+//! grant could have allowed it. Shared by the targets with `#[path]`.
+
+use dromaius::action::Action;
+use dromaius::config::{Config, DomainPattern};
+use dromaius::policy::{Decision, Subject};
+
+/// Checks one decision against the config by a route independent of `Subject::decide`.
+pub fn check_decision(
+    config: &Config,
+    key: &str,
+    bound: Option<&str>,
+    subject: &Subject<'_>,
+    action: Action,
+    domain: &str,
+) {
+    let decision = subject.decide(action, domain);
+    let grants = config.keys.get(key).map(Vec::as_slice).unwrap_or_default();
+    let first_match = grants
+        .iter()
+        .position(|g| g.commands.contains(action) && g.domains.iter().any(|p| p.matches(domain)));
+    let bound_ok = bound.is_none_or(|b| b == domain);
+    let host_allowed = bound.is_some_and(|b| config.allowed_hosts.iter().any(|h| h == b));
+    match decision {
+        Decision::Allow {
+            connect,
+            grant: Some(index),
+        } => {
+            assert!(
+                bound_ok,
+                "allowed {domain:?} outside the bound domain {bound:?}"
+            );
+            assert!(
+                !host_allowed,
+                "an AllowedHosts binding must decide by itself"
+            );
+            assert_eq!(Some(index), first_match, "not the first matching grant");
+            let grant = &grants[index];
+            assert!(grant.commands.contains(action));
+            assert_eq!(connect, config.connect_of(grant));
+            // An exact name matches only itself, byte for byte.
+            if grant
+                .domains
+                .iter()
+                .all(|p| matches!(p, DomainPattern::Exact(_)))
+            {
+                assert!(
+                    grant
+                        .domains
+                        .iter()
+                        .any(|p| matches!(p, DomainPattern::Exact(n) if n == domain)),
+                    "{domain:?} allowed by a grant of exact names that does not hold it"
+                );
+            }
+        }
+        Decision::Allow {
+            connect,
+            grant: None,
+        } => {
+            assert_eq!(bound, Some(domain), "AllowedHosts allow for another domain");
+            assert!(host_allowed, "allowed a bound host not in AllowedHosts");
+            assert_eq!(connect, config.connect);
+        }
+        Decision::Deny(_) => {
+            assert!(
+                !bound_ok || host_allowed || first_match.is_none(),
+                "denied {action:?} {domain:?} that grant {first_match:?} allows"
+            );
+            assert!(
+                !(bound_ok && host_allowed),
+                "denied the bound AllowedHosts domain"
+            );
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Whether the config file may be trusted at all: sshd's `StrictModes`, for `dromaius.json`.
+//!
+//! A config that someone else can rewrite is a config that grants them anything, so the
+//! loader refuses it (78) before reading a byte of it. The decision ([`judge`]) is pure, over
+//! facts about each path component; [`gather`] is the thin layer that collects those facts
+//! with `lstat`/`stat`. What the config *says* is `config`'s business, not this module's.
+//!
+//! The rule, for the file and every directory above it (both as the path is written and
+//! after symlinks are resolved):
+//! - it is owned by root or by the user running dromaius (as sshd requires of
+//!   `authorized_keys` and the directories above it);
+//! - the file is not writable by group or others;
+//! - a directory is not writable by group or others, unless it has the sticky bit (`/tmp`):
+//!   there only an entry's owner, the directory's owner or root may rename or remove an
+//!   entry, and every entry on the way down is itself checked;
+//! - a symlink on the way is owned by root or by the user running dromaius (its target is
+//!   checked as well, through the resolved path).
+
+use std::fmt;
+use std::fs::{self, File, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// What one path component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The config file itself.
+    File,
+    Directory,
+    Symlink,
+    /// Anything else (a device, a socket, a FIFO) where a file or directory should be.
+    Other,
+}
+
+/// The facts [`judge`] needs about one path component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// The owner's uid.
+    pub uid: u32,
+    /// The permission bits, with the sticky bit (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+const GROUP_OR_OTHER_WRITE: u32 = 0o022;
+const STICKY: u32 = 0o1000;
+
+/// Why a config file cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted(pub String);
+
+impl fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Decides whether every component is safe for a process running as `uid`. Pure.
+pub fn judge(entries: &[Entry], uid: u32) -> Result<(), Untrusted> {
+    for entry in entries {
+        let shown = crate::escape::escape(&entry.path.to_string_lossy());
+        let what = match entry.kind {
+            Kind::File => "the config file",
+            Kind::Directory => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Other => "path component",
+        };
+        if entry.uid != 0 && entry.uid != uid {
+            return Err(Untrusted(format!(
+                "{what} {shown} is owned by uid {}, not by root or uid {uid} (who runs \
+                 dromaius); refused, as sshd's StrictModes would",
+                entry.uid
+            )));
+        }
+        let writable = entry.mode & GROUP_OR_OTHER_WRITE != 0;
+        let refused = match entry.kind {
+            Kind::File | Kind::Other => writable,
+            Kind::Directory => writable && entry.mode & STICKY == 0,
+            // A symlink's own mode means nothing; its target is checked on its own.
+            Kind::Symlink => false,
+        };
+        if refused {
+            return Err(Untrusted(format!(
+                "{what} {shown} is writable by group or others (mode {:04o}); refused, as \
+                 sshd's StrictModes would",
+                entry.mode
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Collects the facts about `path` (as written, with `lstat`, and resolved, with `stat`)
+/// and checks that `opened` — the file the loader will read — is the file they describe.
+pub fn gather(path: &Path, opened: &File) -> Result<Vec<Entry>, Untrusted> {
+    let cannot = |p: &Path, e: std::io::Error| {
+        Untrusted(format!(
+            "cannot check {}: {e}",
+            crate::escape::escape(&p.to_string_lossy())
+        ))
+    };
+    let written = std::path::absolute(path).map_err(|e| cannot(path, e))?;
+    let resolved = fs::canonicalize(&written).map_err(|e| cannot(&written, e))?;
+    let mut entries = Vec::new();
+    for (top, follow) in [(&written, false), (&resolved, true)] {
+        for (depth, component) in top.ancestors().enumerate() {
+            let metadata = if follow {
+                fs::metadata(component)
+            } else {
+                fs::symlink_metadata(component)
+            }
+            .map_err(|e| cannot(component, e))?;
+            entries.push(entry(component, &metadata, depth == 0));
+        }
+    }
+    // What is read must be what was checked: the open file is the resolved path's inode.
+    let checked = fs::metadata(&resolved).map_err(|e| cannot(&resolved, e))?;
+    let read = opened.metadata().map_err(|e| cannot(&resolved, e))?;
+    if (checked.dev(), checked.ino()) != (read.dev(), read.ino()) {
+        return Err(Untrusted(format!(
+            "{} changed while it was being checked",
+            crate::escape::escape(&written.to_string_lossy())
+        )));
+    }
+    Ok(entries)
+}
+
+fn entry(path: &Path, metadata: &Metadata, is_last: bool) -> Entry {
+    let file_type = metadata.file_type();
+    let kind = if file_type.is_symlink() {
+        Kind::Symlink
+    } else if file_type.is_dir() {
+        Kind::Directory
+    } else if file_type.is_file() && is_last {
+        Kind::File
+    } else {
+        Kind::Other
+    };
+    Entry {
+        path: path.to_owned(),
+        kind,
+        uid: metadata.uid(),
+        mode: metadata.mode() & 0o7777,
+    }
+}
+
+/// The uid the checks are made for: the user running dromaius.
+pub fn running_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// [`gather`] then [`judge`]: the one call the loader makes.
+pub fn check(path: &Path, opened: &File) -> Result<(), Untrusted> {
+    judge(&gather(path, opened)?, running_uid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(path: &str, kind: Kind, uid: u32, mode: u32) -> Entry {
+        Entry {
+            path: PathBuf::from(path),
+            kind,
+            uid,
+            mode,
+        }
+    }
+
+    const ME: u32 = 1000;
+
+    #[test]
+    fn decision_table() {
+        use Kind::*;
+        // (entries, allowed?, a fragment of the refusal)
+        let cases: Vec<(Vec<Entry>, Option<&str>)> = vec![
+            (vec![e("/etc/d.json", File, 0, 0o644)], None),
+            (vec![e("/etc/d.json", File, 0, 0o600)], None),
+            (vec![e("/etc/d.json", File, 0, 0o400)], None),
+            (vec![e("/etc/d.json", File, ME, 0o644)], None),
+            (
+                vec![e("/etc/d.json", File, 0, 0o664)],
+                Some("writable by group"),
+            ),
+            (vec![e("/etc/d.json", File, 0, 0o646)], Some("mode 0646")),
+            (vec![e("/etc/d.json", File, 0, 0o666)], Some("writable")),
+            (vec![e("/etc/d.json", File, 0, 0o1666)], Some("writable")),
+            (
+                vec![e("/etc/d.json", File, 33, 0o644)],
+                Some("owned by uid 33"),
+            ),
+            (
+                vec![e("/etc/d.json", File, 33, 0o600)],
+                Some("not by root or uid 1000"),
+            ),
+            (vec![e("/etc", Directory, 0, 0o755)], None),
+            (vec![e("/etc", Directory, ME, 0o700)], None),
+            (
+                vec![e("/etc", Directory, 0, 0o775)],
+                Some("directory /etc is writable"),
+            ),
+            (vec![e("/etc", Directory, 0, 0o757)], Some("writable")),
+            (vec![e("/etc", Directory, 0, 0o777)], Some("writable")),
+            (
+                vec![e("/home/x", Directory, 1001, 0o755)],
+                Some("owned by uid 1001"),
+            ),
+            // Sticky and root's (/tmp): only owners may rename what is in it.
+            (vec![e("/tmp", Directory, 0, 0o1777)], None),
+            (vec![e("/tmp", Directory, ME, 0o1777)], None),
+            (
+                vec![e("/tmp", Directory, 1001, 0o1777)],
+                Some("owned by uid 1001"),
+            ),
+            (vec![e("/l", Symlink, 0, 0o777)], None),
+            (vec![e("/l", Symlink, ME, 0o777)], None),
+            (
+                vec![e("/l", Symlink, 1001, 0o777)],
+                Some("symlink /l is owned by uid 1001"),
+            ),
+            (vec![e("/x", Other, 0, 0o666)], Some("writable")),
+            // The first bad component is named, wherever it is.
+            (
+                vec![
+                    e("/srv/d/c.json", File, 0, 0o644),
+                    e("/srv/d", Directory, 0, 0o777),
+                    e("/srv", Directory, 0, 0o755),
+                    e("/", Directory, 0, 0o755),
+                ],
+                Some("directory /srv/d is writable"),
+            ),
+            (
+                vec![
+                    e("/srv/d/c.json", File, 0, 0o644),
+                    e("/srv/d", Directory, 0, 0o755),
+                    e("/srv", Directory, 0, 0o755),
+                    e("/", Directory, 1001, 0o755),
+                ],
+                Some("directory / is owned"),
+            ),
+            // A name that would repaint a terminal is shown escaped.
+            (
+                vec![e("/tmp/\u{1b}[2J", Directory, 0, 0o777)],
+                Some("/tmp/\\x1b[2J"),
+            ),
+        ];
+        for (entries, refused) in cases {
+            let verdict = judge(&entries, ME);
+            match refused {
+                None => assert_eq!(verdict, Ok(()), "{entries:?}"),
+                Some(fragment) => {
+                    let Err(Untrusted(why)) = verdict else {
+                        panic!("accepted: {entries:?}")
+                    };
+                    assert!(why.contains(fragment), "{why} lacks {fragment}");
+                }
+            }
+        }
+        // root is just another uid for the owner rule, and always allowed.
+        assert_eq!(judge(&[e("/c", File, 0, 0o644)], 0), Ok(()));
+        assert!(judge(&[e("/c", File, ME, 0o644)], 0).is_err());
+    }
+
+    #[test]
+    fn gather_sees_the_written_path_and_the_resolved_one() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let dir = std::env::temp_dir().join(format!("dromaius-trust-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("real")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.join("real"), fs::Permissions::from_mode(0o755)).unwrap();
+        let file = dir.join("real/c.json");
+        fs::write(&file, "{}").unwrap();
+        symlink(dir.join("real"), dir.join("link")).unwrap();
+        let through_link = dir.join("link/c.json");
+        let opened = File::open(&through_link).unwrap();
+        let entries = gather(&through_link, &opened).unwrap();
+        let kinds: Vec<(PathBuf, Kind)> =
+            entries.iter().map(|e| (e.path.clone(), e.kind)).collect();
+        assert!(
+            kinds.contains(&(dir.join("link"), Kind::Symlink)),
+            "{kinds:?}"
+        );
+        assert!(
+            kinds.contains(&(dir.join("real"), Kind::Directory)),
+            "{kinds:?}"
+        );
+        assert!(kinds.contains(&(file.clone(), Kind::File)), "{kinds:?}");
+        assert!(
+            kinds.contains(&(PathBuf::from("/"), Kind::Directory)),
+            "{kinds:?}"
+        );
+        // A file other than the one opened is caught.
+        let other = dir.join("real/other.json");
+        fs::write(&other, "{}").unwrap();
+        let wrong = File::open(&other).unwrap();
+        assert!(gather(&through_link, &wrong).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
