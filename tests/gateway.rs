@@ -660,12 +660,15 @@ fn unreachable_virsh_or_libvirt_is_69() {
 #[test]
 fn a_virsh_past_timeout_is_killed_with_124() {
     let rig = Rig::get();
-    let marker = unique("hang");
     // A stand-in virsh that hangs, with a child of its own, to prove the whole group dies.
-    let fake = write_file(
-        "hanging-virsh",
-        &format!("#!/bin/sh\nsleep 300 # {marker}\n"),
-    );
+    // The marker is in the child's own argv (a sleep of 300.<pid><nanos> s), so pgrep can
+    // see it; a comment in the script would be invisible to it.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let marker = format!("sleep 300.{}{nanos}", std::process::id());
+    let fake = write_file("hanging-virsh", &format!("#!/bin/sh\n{marker}\n"));
     make_executable(&fake);
     let config = write_file(
         "hang.json",
