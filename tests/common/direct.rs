@@ -7,12 +7,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::thread;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub const STRACE: &str = "/usr/bin/strace";
@@ -147,51 +145,9 @@ impl Invocation {
     }
 }
 
-/// Like the rig's runner, but a hung child is killed and reported with what it printed.
-pub fn run_with_timeout(mut command: Command, stdin: &[u8], timeout: Duration) -> Output {
-    let what = format!("{command:?}");
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let out_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let mut err = child.stderr.take().unwrap();
-    let err_reader = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} still running after {timeout:?}; killed it");
-        }
-        thread::sleep(Duration::from_millis(2));
-    };
-    let _ = writer.join();
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
-}
+/// The rig's runner: feeds stdin, collects both outputs, and kills and reports a child
+/// still running after `timeout`.
+pub use super::run as run_with_timeout;
 
 /// Reads `strace -ff -xx -v` output files (`t.PID`): every execve/execveat, in pid order.
 fn read_traces(dir: &Path) -> (Vec<Exec>, Vec<u32>) {

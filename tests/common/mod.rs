@@ -900,7 +900,7 @@ fn clean_command(program: &str, dir: &Path) -> Command {
 
 /// Runs `cmd`, feeding `stdin` (then closing it), collecting stdout and stderr; kills it
 /// and panics if it is still running after `timeout`.
-fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output {
+pub fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -939,7 +939,7 @@ fn run(mut cmd: Command, stdin: &[u8], timeout: Duration) -> Output {
             let _ = child.wait();
             panic!("{what} still running after {timeout:?}; killed it");
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(Duration::from_millis(2));
     };
     let _ = writer.join();
     Output {
