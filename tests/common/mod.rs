@@ -265,18 +265,7 @@ impl Rig {
             line.push(' ');
         }
         line.push_str(public.trim());
-        line.push('\n');
-
-        let _guard = self
-            .authorize_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut file = fs::OpenOptions::new()
-            .append(true)
-            .open(&self.authorized_keys)
-            .expect("open authorized_keys");
-        file.write_all(line.as_bytes())
-            .expect("append to authorized_keys");
+        self.authorize_line(&line);
         key
     }
 
