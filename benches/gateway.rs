@@ -1,0 +1,889 @@
+//! What dromaius costs on top of the virsh work it cannot avoid, measured side by side.
+//!
+//! Stands up the same rig as the end-to-end tests (`tests/common`: a session libvirtd
+//! serving the test driver, a loopback sshd), then for each figure runs A and B interleaved
+//! (A B A B …) and prints the median of each and the ratio A/B beside its goal. Interleaving
+//! makes both sides share whatever else the machine is doing at the time.
+//!
+//! It prints figures; it never fails on a timing. It fails only when something it runs does
+//! not work (a request that does not answer what it should, a rig that does not come up),
+//! which is what CI's `--quick` run is there to catch.
+//!
+//! ```text
+//! cargo bench --bench gateway                # the full run, for BENCHMARKS.md
+//! cargo bench --bench gateway -- --quick     # few rounds, a short session: proves it works
+//! cargo bench --bench gateway -- list memory # only the figures named
+//! ```
+//!
+//! Figures (see `FIGURES`): `one-shot`, `over-ssh`, `big-config`, `memory`, `session`,
+//! `list`, `one-shot-1000`.
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it does nothing.
+//!
+//! How the two figures that are not wall-clock times are taken:
+//! - dromaius's own CPU time: the harness waits for the process to exit without reaping it
+//!   (`waitid(WNOWAIT)`) and reads `/proc/PID/schedstat` (nanoseconds on the CPU) of the
+//!   zombie. That counts dromaius's main thread, which does all of a request's work
+//!   (reading virsh's output included), and never its virsh children, which are other
+//!   processes; only its signal thread, idle unless a signal comes, is left out.
+//! - dromaius's peak memory: the config names a fake virsh (a shell script) that, when
+//!   dromaius asks it for the domain's state — after the config was loaded and the request
+//!   judged — copies `VmHWM` from `/proc/$PPID/status`, i.e. dromaius's own high-water mark.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{AuditSink, Rig, SshKey, dromaius_bin, write_file};
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::unistd::Pid;
+
+/// The domain every `status` figure asks about (running).
+const DOMAIN: &str = "bench-d";
+/// How many domains the `list` figure's key is granted (all existing, on the test driver).
+const LIST_DOMAINS: usize = 1000;
+/// The big config of the `big config` figure.
+const BIG_KEYS: usize = 10_000;
+const BIG_GRANTS: usize = 20_000;
+/// The figures, in the order they run.
+const FIGURES: [&str; 7] = [
+    "one-shot",
+    "over-ssh",
+    "big-config",
+    "memory",
+    "session",
+    "list",
+    "one-shot-1000",
+];
+const VIRSH: &str = "/usr/bin/virsh";
+const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+struct Settings {
+    quick: bool,
+    /// Rounds (A and B once each) for the fast figures.
+    rounds: usize,
+    /// Rounds for the figures that go through ssh.
+    ssh_rounds: usize,
+    /// Requests per side of the `session` figure, and its rounds.
+    session_requests: usize,
+    session_rounds: usize,
+    /// Figures to run; empty means all.
+    only: Vec<String>,
+}
+
+impl Settings {
+    fn from_args() -> Option<Settings> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if !args.iter().any(|a| a == "--bench") {
+            return None;
+        }
+        let quick = args.iter().any(|a| a == "--quick");
+        let only: Vec<String> = args
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .cloned()
+            .collect();
+        if let Some(unknown) = only.iter().find(|o| !FIGURES.contains(&o.as_str())) {
+            panic!("no figure named {unknown:?}; the figures are {FIGURES:?}");
+        }
+        Some(if quick {
+            Settings {
+                quick,
+                rounds: 3,
+                ssh_rounds: 2,
+                session_requests: 10,
+                session_rounds: 1,
+                only,
+            }
+        } else {
+            Settings {
+                quick,
+                rounds: 61,
+                ssh_rounds: 21,
+                session_requests: 1000,
+                session_rounds: 1,
+                only,
+            }
+        })
+    }
+
+    fn wants(&self, figure: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == figure)
+    }
+}
+
+fn main() {
+    let Some(settings) = Settings::from_args() else {
+        println!("gateway benchmark: run it with `cargo bench --bench gateway [-- --quick]`");
+        return;
+    };
+    let started = Instant::now();
+    let load_before = loadavg();
+    let bench = Bench::new();
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    // The figures that ask for one domain's state run first, on a hypervisor with a few
+    // domains; `list` then defines its 1000, and the last figure shows what so many
+    // domains do to `status` (virsh's own listing gets slower; see BENCHMARKS.md).
+    if settings.wants("one-shot") {
+        figures.push(progress(bench.one_shot(&settings, "one-shot")));
+    }
+    if settings.wants("over-ssh") {
+        figures.push(progress(bench.over_ssh(&settings)));
+    }
+    if settings.wants("big-config") {
+        figures.push(progress(bench.big_config(&settings)));
+    }
+    if settings.wants("memory") {
+        figures.push(progress(bench.memory(&settings)));
+    }
+    if settings.wants("session") {
+        figures.push(progress(bench.session(&settings)));
+    }
+    if settings.wants("list") {
+        figures.push(progress(bench.list(&settings)));
+    }
+    if settings.wants("one-shot-1000") {
+        bench.define_list_domains();
+        figures.push(progress(
+            bench.one_shot(&settings, "one-shot, 1000 domains"),
+        ));
+    }
+    let binary = dromaius_bin();
+    let size = fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    notes.push(format!(
+        "binary: {} bytes ({:.2} MiB), {}",
+        size,
+        size as f64 / 1024.0 / 1024.0,
+        binary.display()
+    ));
+
+    println!();
+    println!(
+        "## dromaius gateway benchmark{}",
+        if settings.quick {
+            " (quick mode: too few rounds to quote)"
+        } else {
+            ""
+        }
+    );
+    println!();
+    println!("{}", machine());
+    println!(
+        "load average (1, 5, 15 min): before {load_before}, after {}; run took {:.0} s",
+        loadavg(),
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    println!("| figure | A | B | median A | median B | A/B | goal |");
+    println!("|---|---|---|---|---|---|---|");
+    for figure in &figures {
+        println!("{}", figure.row());
+    }
+    println!();
+    for note in figures.iter().filter_map(|f| f.note.as_ref()) {
+        println!("- {note}");
+    }
+    println!();
+    println!("dromaius's own CPU per request (main thread, from /proc/PID/schedstat; median):");
+    println!();
+    for figure in &figures {
+        if let Some(cpu) = &figure.own_cpu {
+            println!("- {}: {}", figure.name, cpu);
+        }
+    }
+    for note in &notes {
+        println!("- {note}");
+    }
+    if settings.quick {
+        // Every figure ran and every request answered as it should; timings are not judged.
+        println!();
+        println!("bench: {} passed, 0 failed", figures.len());
+    }
+}
+
+/// Says on stderr that a figure is done (the full run takes minutes), and passes it on.
+fn progress(figure: Figure) -> Figure {
+    eprintln!(
+        "bench: {} done: {} / {}",
+        figure.name, figure.median_a, figure.median_b
+    );
+    figure
+}
+
+/// One line of the table.
+struct Figure {
+    name: &'static str,
+    a: String,
+    b: String,
+    median_a: String,
+    median_b: String,
+    ratio: Option<f64>,
+    goal: &'static str,
+    own_cpu: Option<String>,
+    /// A line printed under the table.
+    note: Option<String>,
+}
+
+impl Figure {
+    fn timed(
+        name: &'static str,
+        a: String,
+        b: String,
+        goal: &'static str,
+        compared: Compared,
+    ) -> Figure {
+        Figure {
+            name,
+            a,
+            b,
+            median_a: ms(compared.a),
+            median_b: ms(compared.b),
+            ratio: Some(compared.a.as_secs_f64() / compared.b.as_secs_f64()),
+            goal,
+            own_cpu: compared.own_cpu.map(|cpu| format!("{:.3} ms", cpu * 1e3)),
+            note: None,
+        }
+    }
+
+    fn row(&self) -> String {
+        let ratio = self
+            .ratio
+            .map_or_else(|| "—".to_owned(), |r| format!("{r:.3}"));
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            self.name, self.a, self.b, self.median_a, self.median_b, ratio, self.goal
+        )
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Medians of interleaved runs.
+struct Compared {
+    a: Duration,
+    b: Duration,
+    /// Median of dromaius's own CPU seconds over the A runs, where A is dromaius itself.
+    own_cpu: Option<f64>,
+}
+
+/// Runs `a` and `b` alternately, once each unmeasured (warm caches) if `warm_up`, then
+/// `rounds` times each, and takes the medians.
+fn interleave(
+    rounds: usize,
+    warm_up: bool,
+    mut a: impl FnMut() -> Run,
+    mut b: impl FnMut() -> Run,
+) -> Compared {
+    if warm_up {
+        a();
+        b();
+    }
+    let mut times_a = Vec::new();
+    let mut times_b = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..rounds {
+        let run = a();
+        times_a.push(run.wall);
+        cpus.extend(run.own_cpu);
+        times_b.push(b().wall);
+    }
+    Compared {
+        a: median(&mut times_a),
+        b: median(&mut times_b),
+        own_cpu: (!cpus.is_empty()).then(|| median(&mut cpus)),
+    }
+}
+
+fn median<T: PartialOrd + Copy>(values: &mut [T]) -> T {
+    values.sort_by(|x, y| x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+/// What one measured process did.
+struct Run {
+    wall: Duration,
+    /// Seconds the process's main thread was on a CPU (None if the kernel does not say).
+    own_cpu: Option<f64>,
+    stdout: String,
+}
+
+impl Run {
+    fn sum(runs: impl IntoIterator<Item = Run>) -> Run {
+        let mut total = Run {
+            wall: Duration::ZERO,
+            own_cpu: None,
+            stdout: String::new(),
+        };
+        for run in runs {
+            total.wall += run.wall;
+            total.stdout.push_str(&run.stdout);
+        }
+        total
+    }
+}
+
+/// Runs `command` to its end with `stdin` fed to it, timing it from spawn to exit and
+/// reading its CPU time while it is a zombie. Panics (the harness is broken, not slow)
+/// unless it exits 0 and its stdout holds `expect`.
+fn measure(command: &mut Command, stdin: &[u8], expect: &str) -> Run {
+    let what = format!("{command:?}");
+    let began = Instant::now();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = out.read_to_string(&mut text);
+        text
+    });
+    let mut err = child.stderr.take().expect("stderr");
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    loop {
+        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => panic!("waitid {what}: {e}"),
+        }
+    }
+    let wall = began.elapsed();
+    let own_cpu = fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|ns| ns / 1e9);
+    let status = child.wait().expect("reap");
+    let _ = writer.join();
+    let stdout = reader.join().expect("stdout reader");
+    if !status.success() || !stdout.contains(expect) {
+        panic!(
+            "{what} did not work ({status}); expected {expect:?} on stdout\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
+        );
+    }
+    Run {
+        wall,
+        own_cpu,
+        stdout,
+    }
+}
+
+/// The rig, the configs and the keys every figure uses.
+struct Bench {
+    rig: &'static Rig,
+    audit: AuditSink,
+    small: PathBuf,
+    big: PathBuf,
+    list: PathBuf,
+    /// ssh key whose forced command is dromaius on the small config, as `alice`.
+    gateway_key: SshKey,
+    /// ssh key whose forced command is bare `virsh domstate`.
+    virsh_key: SshKey,
+    /// ssh key whose forced command is `true`.
+    true_key: SshKey,
+    list_domains: std::sync::Once,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let rig = Rig::get();
+        eprintln!("bench: rig up in {:?}", rig.startup_time());
+        define(rig, &[DOMAIN.to_owned()], |_| true);
+        let audit = AuditSink::new();
+        let uri = rig.test_uri();
+        let socket = audit.path().to_path_buf();
+        let small = write_file("small.json", &config(VIRSH, &uri, &socket, 3, 4));
+        let big = write_file(
+            "big.json",
+            &config(VIRSH, &uri, &socket, BIG_KEYS, BIG_GRANTS),
+        );
+        let list = write_file("list.json", &list_config(&uri, &socket));
+        let gateway_key = rig.authorize(
+            &format!(
+                "{} --config {} --key alice",
+                dromaius_bin().display(),
+                small.display()
+            ),
+            "restrict",
+        );
+        let virsh_key = rig.authorize(&format!("{VIRSH} -c '{uri}' domstate {DOMAIN}"), "restrict");
+        Bench {
+            rig,
+            audit,
+            small,
+            big,
+            list,
+            gateway_key,
+            virsh_key,
+            true_key: rig.authorize("true", "restrict"),
+            list_domains: std::sync::Once::new(),
+        }
+    }
+
+    /// The `LIST_DOMAINS` domains of the `list` figure (every third one running), once.
+    fn define_list_domains(&self) {
+        self.list_domains.call_once(|| {
+            let began = Instant::now();
+            let names: Vec<String> = (0..LIST_DOMAINS).map(|i| format!("bench-{i:04}")).collect();
+            define(self.rig, &names, |i| i % 3 == 0);
+            eprintln!(
+                "bench: {LIST_DOMAINS} domains defined in {:?}",
+                began.elapsed()
+            );
+        });
+    }
+
+    /// dromaius run directly, as sshd would run the forced command, with `request` as
+    /// `SSH_ORIGINAL_COMMAND`.
+    fn dromaius(&self, config: &Path, key: &str, request: &str) -> Command {
+        let mut command = Command::new(dromaius_bin());
+        command
+            .args(["--config"])
+            .arg(config)
+            .args(["--key", key])
+            .env_clear()
+            .env("PATH", CLEAN_PATH)
+            .env("SSH_ORIGINAL_COMMAND", request)
+            .env("SSH_CONNECTION", "127.0.0.1 50000 127.0.0.1 22")
+            .current_dir("/");
+        command
+    }
+
+    fn virsh(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(VIRSH);
+        command
+            .arg("-c")
+            .arg(self.rig.test_uri())
+            .args(args)
+            .env_clear()
+            .env("PATH", CLEAN_PATH)
+            .env("HOME", self.rig.dir())
+            .env("LC_ALL", "C")
+            .current_dir("/");
+        command
+    }
+
+    /// Empties the audit socket so that it never fills up (a full one costs dromaius a
+    /// failed send instead of a real one).
+    fn drain(&self) {
+        let _ = self.audit.records(0, Duration::ZERO);
+    }
+
+    fn one_shot(&self, settings: &Settings, name: &'static str) -> Figure {
+        let request = format!("status {DOMAIN}");
+        let compared = interleave(
+            settings.rounds,
+            true,
+            || {
+                let run = measure(
+                    &mut self.dromaius(&self.small, "alice", &request),
+                    b"",
+                    "running",
+                );
+                self.drain();
+                run
+            },
+            || measure(&mut self.virsh(&["domstate", DOMAIN]), b"", "running"),
+        );
+        let goal = if name == "one-shot" {
+            "≤ 2.2"
+        } else {
+            "(report)"
+        };
+        Figure::timed(
+            name,
+            format!("dromaius `{request}` as a forced command"),
+            format!("`virsh -c URI domstate {DOMAIN}`"),
+            goal,
+            compared,
+        )
+    }
+
+    fn over_ssh(&self, settings: &Settings) -> Figure {
+        let request = format!("status {DOMAIN}");
+        // Beside B, each round also times ssh to a forced command that does nothing: the
+        // part of both sides that is neither dromaius nor virsh.
+        let mut floor = Vec::new();
+        let compared = interleave(
+            settings.ssh_rounds,
+            true,
+            || {
+                let run = measure(
+                    &mut self.rig.ssh_command(&self.gateway_key, Some(&request)),
+                    b"",
+                    "running",
+                );
+                self.drain();
+                run
+            },
+            || {
+                let run = measure(
+                    &mut self.rig.ssh_command(&self.virsh_key, Some(&request)),
+                    b"",
+                    "running",
+                );
+                floor.push(measure(&mut self.rig.ssh_command(&self.true_key, None), b"", "").wall);
+                run
+            },
+        );
+        let mut figure = Figure::timed(
+            "over ssh",
+            format!("`ssh gw {request}` (dromaius)"),
+            "`ssh` to a forced command that is bare `virsh domstate`".to_owned(),
+            "≤ 1.10",
+            Compared {
+                own_cpu: None,
+                ..compared
+            },
+        );
+        figure.note = Some(format!(
+            "over ssh: an ssh round trip to a forced command that does nothing (`true`) takes \
+             {} (median): the part of both sides that is neither dromaius nor virsh; \
+             dromaius adds {} to bare virsh",
+            ms(median(&mut floor)),
+            ms(compared.a.saturating_sub(compared.b)),
+        ));
+        figure
+    }
+
+    fn list(&self, settings: &Settings) -> Figure {
+        self.define_list_domains();
+        let compared = interleave(
+            settings.rounds,
+            true,
+            || {
+                let run = measure(&mut self.dromaius(&self.list, "lister", "list"), b"", "");
+                let rows = run.stdout.lines().count();
+                assert_eq!(rows, LIST_DOMAINS, "list shows every granted domain");
+                self.drain();
+                run
+            },
+            || measure(&mut self.virsh(&["list", "--all"]), b"", "bench-0999"),
+        );
+        Figure::timed(
+            "list",
+            format!("`list` for a key granted {LIST_DOMAINS} existing domains"),
+            "`virsh -c URI list --all`".to_owned(),
+            "≤ 3.0",
+            compared,
+        )
+    }
+
+    fn big_config(&self, settings: &Settings) -> Figure {
+        let request = format!("status {DOMAIN}");
+        let compared = interleave(
+            settings.rounds,
+            true,
+            || {
+                let run = measure(
+                    &mut self.dromaius(&self.big, "alice", &request),
+                    b"",
+                    "running",
+                );
+                self.drain();
+                run
+            },
+            || {
+                let run = measure(
+                    &mut self.dromaius(&self.small, "alice", &request),
+                    b"",
+                    "running",
+                );
+                self.drain();
+                run
+            },
+        );
+        let size = fs::metadata(&self.big).map(|m| m.len()).unwrap_or(0);
+        Figure::timed(
+            "big config",
+            format!(
+                "`{request}`, {BIG_KEYS} keys / {BIG_GRANTS} grants ({:.1} MiB)",
+                size as f64 / 1024.0 / 1024.0
+            ),
+            "the same, 3 keys".to_owned(),
+            "≤ 1.25",
+            compared,
+        )
+    }
+
+    fn memory(&self, settings: &Settings) -> Figure {
+        let marks = self.rig.dir().join("vmhwm");
+        let fake = fake_virsh(&marks);
+        let uri = self.rig.test_uri();
+        let socket = self.audit.path().to_path_buf();
+        let big = write_file(
+            "big-fake.json",
+            &config(path_str(&fake), &uri, &socket, BIG_KEYS, BIG_GRANTS),
+        );
+        let small = write_file(
+            "small-fake.json",
+            &config(path_str(&fake), &uri, &socket, 3, 4),
+        );
+        let request = format!("status {DOMAIN}");
+        let peak = |config: &Path| -> u64 {
+            let _ = fs::remove_file(&marks);
+            measure(
+                &mut self.dromaius(config, "alice", &request),
+                b"",
+                "running",
+            );
+            self.drain();
+            let text = fs::read_to_string(&marks).unwrap_or_else(|e| {
+                panic!("the fake virsh left no VmHWM in {}: {e}", marks.display())
+            });
+            text.split_whitespace()
+                .nth(1)
+                .and_then(|kib| kib.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected VmHWM line {text:?}"))
+        };
+        let mut big_kib = Vec::new();
+        let mut small_kib = Vec::new();
+        for _ in 0..settings.rounds.min(9) {
+            big_kib.push(peak(&big));
+            small_kib.push(peak(&small));
+        }
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        Figure {
+            name: "memory",
+            a: format!("peak RSS of dromaius itself (VmHWM), `{request}` on the big config"),
+            b: "(the same on the 3-key config, for scale)".to_owned(),
+            median_a: format!("{:.1} MiB", mib(median(&mut big_kib))),
+            median_b: format!("{:.1} MiB", mib(median(&mut small_kib))),
+            ratio: None,
+            goal: "A ≤ 10 MiB",
+            own_cpu: None,
+            note: None,
+        }
+    }
+
+    fn session(&self, settings: &Settings) -> Figure {
+        let n = settings.session_requests;
+        let request = format!("status {DOMAIN}");
+        let lines = format!("{request}\n").repeat(n);
+        let check = |run: &Run| {
+            assert_eq!(
+                run.stdout.matches("running").count(),
+                n,
+                "every request answered"
+            );
+        };
+        // Each side is already the sum of many requests: no warm-up round (it would double
+        // the longest figure of the run).
+        let compared = interleave(
+            settings.session_rounds,
+            false,
+            || {
+                let run = measure(
+                    &mut self.rig.ssh_command(&self.gateway_key, None),
+                    lines.as_bytes(),
+                    "running",
+                );
+                check(&run);
+                self.drain();
+                run
+            },
+            || {
+                let run = Run::sum((0..n).map(|_| {
+                    let run = measure(
+                        &mut self.rig.ssh_command(&self.gateway_key, Some(&request)),
+                        b"",
+                        "running",
+                    );
+                    self.drain();
+                    run
+                }));
+                check(&run);
+                run
+            },
+        );
+        Figure::timed(
+            "session",
+            format!("{n} piped `{request}` lines in one `ssh gw` session"),
+            format!("{n} one-shot `ssh gw {request}`"),
+            "report (well under 1.0)",
+            Compared {
+                own_cpu: None,
+                ..compared
+            },
+        )
+    }
+}
+
+/// Defines the test-driver domains `names` and starts those whose index `start` picks: a
+/// few virsh calls of a hundred commands each, since the test driver is fast and one virsh
+/// per domain would take most of a minute.
+fn define(rig: &Rig, names: &[String], start: impl Fn(usize) -> bool) {
+    for (chunk_index, chunk) in names.chunks(100).enumerate() {
+        let mut defines = String::new();
+        let mut starts = String::new();
+        for (i, name) in chunk.iter().enumerate() {
+            let xml = format!(
+                "<domain type='test'><name>{name}</name><memory>65536</memory>\
+                 <os><type>hvm</type></os></domain>\n"
+            );
+            let file = write_file("domain.xml", &xml);
+            let _ = write!(defines, "define --file {} ; ", file.display());
+            if start(chunk_index * 100 + i) {
+                let _ = write!(starts, "start {name} ; ");
+            }
+        }
+        rig.virsh_ok(&[&defines]);
+        if !starts.is_empty() {
+            rig.virsh_ok(&[&starts]);
+        }
+    }
+    let listing = rig.virsh_ok(&["list", "--all", "--name"]);
+    for name in names {
+        assert!(listing.lines().any(|l| l == name), "{name} is defined");
+    }
+}
+
+/// A config with `keys` keys and `grants` grants in all, one grant per line as an
+/// administrator would write it. The last key is `alice`, whose grants are the same
+/// whatever the size, so that only the size of the file differs between configs.
+fn config(virsh: &str, uri: &str, socket: &Path, keys: usize, grants: usize) -> String {
+    assert!(keys >= 1 && grants >= 2, "alice has two grants");
+    let mut text = format!(
+        "{{\n  \"virsh\": \"{virsh}\",\n  \"connect\": \"{uri}\",\n  \"timeout_secs\": 60,\n  \
+         \"syslog_socket\": \"{}\",\n  \"keys\": {{\n",
+        socket.display()
+    );
+    let others = keys - 1;
+    let mut left = grants - 2;
+    for k in 0..others {
+        // Spread the grants over the other keys as evenly as they go.
+        let mine = left / (others - k);
+        left -= mine;
+        let _ = writeln!(text, "    \"user-{k:05}\": [");
+        for g in 0..mine {
+            let comma = if g + 1 < mine { "," } else { "" };
+            let line = match g % 2 {
+                0 => format!(
+                    "      {{ \"domains\": [\"user-{k:05}-*\", \"shared-{}\"], \"commands\": [\"start\", \"shutdown\", \"status\", \"console\"] }}{comma}",
+                    k % 100
+                ),
+                _ => format!(
+                    "      {{ \"domains\": [\"lab-{k:05}-[0-9]\"], \"connect\": \"test:///default\" }}{comma}"
+                ),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text.push_str("    ],\n");
+    }
+    let _ = write!(
+        text,
+        "    \"alice\": [\n      \
+         {{ \"domains\": [\"alice-*\", \"shared-db\"], \"commands\": [\"start\", \"shutdown\", \"reboot\", \"console\", \"status\"] }},\n      \
+         {{ \"domains\": [\"{DOMAIN}\"], \"commands\": [\"status\"] }}\n    ]\n  }}\n}}\n"
+    );
+    text
+}
+
+/// Key `lister` granted `LIST_DOMAINS` domains by name (the worst case for matching: no
+/// glob covers them), which all exist; a second key so that the file is not trivial.
+fn list_config(uri: &str, socket: &Path) -> String {
+    let names: Vec<String> = (0..LIST_DOMAINS)
+        .map(|i| format!("\"bench-{i:04}\""))
+        .collect();
+    format!(
+        "{{\n  \"virsh\": \"{VIRSH}\",\n  \"connect\": \"{uri}\",\n  \"syslog_socket\": \"{}\",\n  \"keys\": {{\n    \
+         \"lister\": [ {{ \"domains\": [{}], \"commands\": [\"status\", \"start\"] }} ],\n    \
+         \"other\": [ {{ \"domains\": [\"other-*\"] }} ]\n  }}\n}}\n",
+        socket.display(),
+        names.join(", ")
+    )
+}
+
+/// A stand-in for virsh that answers instantly, and records its parent's (dromaius's)
+/// peak RSS when asked for a domain's state — the last thing a `status` request does.
+fn fake_virsh(marks: &Path) -> PathBuf {
+    let script = format!(
+        "#!/bin/sh\n\
+         # Written by benches/gateway.rs: answers dromaius like virsh, records its VmHWM.\n\
+         case \" $* \" in\n  \
+           *\" list \"*) printf '6695eb01-f6a4-8304-79aa-97f2502e193f {DOMAIN}\\n\\n' ;;\n  \
+           *\" domstate \"*) grep VmHWM /proc/$PPID/status > '{}'; printf 'running\\n\\n' ;;\n  \
+           *) echo \"fake virsh: unexpected $*\" >&2; exit 1 ;;\n\
+         esac\n",
+        marks.display()
+    );
+    let path = write_file("fake-virsh", &script);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod fake virsh");
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("rig paths are UTF-8")
+}
+
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// CPU, cores, memory, kernel, OS and the versions of what is measured.
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "?".into());
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kib: f64 = m.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.0} GiB", kib / 1024.0 / 1024.0))
+        })
+        .unwrap_or_else(|| "?".into());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let os = fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| "?".into());
+    let version = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .output()
+            .map(|o| {
+                let text = if o.stdout.is_empty() {
+                    o.stderr
+                } else {
+                    o.stdout
+                };
+                String::from_utf8_lossy(&text).trim().to_owned()
+            })
+            .unwrap_or_else(|_| "?".into())
+    };
+    format!(
+        "machine: {model}, {cores} cores, {memory}; {os}, Linux {}; libvirt (virsh) {}; {}",
+        kernel.trim(),
+        version(VIRSH, "--version"),
+        version("/usr/bin/ssh", "-V"),
+    )
+}
