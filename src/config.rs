@@ -5,14 +5,16 @@
 //! with the file, line, column and reason, so that no request ever runs on a config that was
 //! only partly understood. Deciding what a config allows is `policy`'s job, not this one's.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::action::{Action, ActionSet};
@@ -70,12 +72,7 @@ impl DomainPattern {
     }
 
     fn parse(text: &str) -> Result<DomainPattern, String> {
-        if text.is_empty() {
-            return Err("a domain name or pattern must not be empty".into());
-        }
-        if text.chars().any(char::is_control) {
-            return Err(format!("domain pattern {text:?} holds a control character"));
-        }
+        DomainPattern::check(text)?;
         if !text.contains(['*', '?', '[']) {
             return Ok(DomainPattern::Exact(text.to_owned()));
         }
@@ -92,6 +89,61 @@ impl DomainPattern {
             .map(DomainPattern::Glob)
             .map_err(|e| format!("domain pattern {text:?} is not a valid pattern: {e}"))
     }
+
+    /// Why `text` is not a domain name or pattern, if it is not; [`DomainPattern::parse`]
+    /// accepts exactly what this accepts, without compiling anything (the gateway checks
+    /// every other key's patterns this way). Once runs of `*` are one `*`, the only way a
+    /// pattern can fail to compile is a `[` with no `]` after at least one character (not
+    /// counting a leading `!`); a unit test holds this to the glob crate itself.
+    fn check(text: &str) -> Result<(), String> {
+        if text.is_empty() {
+            return Err("a domain name or pattern must not be empty".into());
+        }
+        if has_control(text) {
+            return Err(format!("domain pattern {text:?} holds a control character"));
+        }
+        // Bytes serve as well as characters: `[`, `!` and `]` are ASCII, so never part of
+        // another character, and one character is at least one byte.
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while let Some(offset) = bytes[at..].iter().position(|b| *b == b'[') {
+            let open = at + offset;
+            let first = if bytes.get(open + 1) == Some(&b'!') {
+                open + 2
+            } else {
+                open + 1
+            };
+            match bytes
+                .get(first + 1..)
+                .and_then(|r| r.iter().position(|b| *b == b']'))
+            {
+                Some(close) => at = first + 1 + close + 1,
+                None => {
+                    return Err(format!(
+                        "domain pattern {text:?} is not a valid pattern: the `[` at byte {} \
+                         has no `]` after it that closes a non-empty set",
+                        open + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` holds a control character (C0, DEL or C1). Byte by byte while it is ASCII,
+/// as names nearly always are; decoded only where it is not.
+fn has_control(text: &str) -> bool {
+    // One pass: a control byte settles it; a non-ASCII byte sends it to the slow path.
+    for byte in text.bytes() {
+        if byte.is_ascii_control() {
+            return true;
+        }
+        if !byte.is_ascii() {
+            return text.chars().any(char::is_control);
+        }
+    }
+    false
 }
 
 /// Case-sensitive like libvirt's names; `/` and leading dots are ordinary characters here.
@@ -144,18 +196,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_all(path).map_err(first)
 }
 
+/// The gateway's [`load`]: see [`parse_for_key`].
+pub fn load_for_key(path: &Path, key: &str) -> Result<Config, ConfigError> {
+    let text = read_bounded(path).map_err(|reason| unreadable(path, reason))?;
+    parse_for_key(&text, path, key)
+}
+
 /// Like [`load`], but a config whose grants hold several mistakes is refused with all of
 /// them (`check` shows every one). A file that is not JSON stops at its first error.
 pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let text = read_bounded(path).map_err(|reason| {
-        vec![ConfigError {
-            file: path.to_owned(),
-            line: 0,
-            column: 0,
-            reason,
-        }]
-    })?;
+    let text = read_bounded(path).map_err(|reason| vec![unreadable(path, reason)])?;
     parse_all(&text, path)
+}
+
+/// A file that could not be read at all: no line to point at.
+fn unreadable(path: &Path, reason: String) -> ConfigError {
+    ConfigError {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        reason,
+    }
 }
 
 /// The first of a non-empty list of errors, in file order.
@@ -176,7 +237,9 @@ fn read_bounded(path: &Path) -> Result<String, String> {
     }
     // Before a byte is read: a config that others can rewrite grants them anything.
     crate::trust::check(path, &file).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
+    // Sized up front: grown by doubling, a 2 MiB config was copied and faulted in twice.
+    let expected = metadata.len().min(MAX_CONFIG_BYTES) + 1;
+    let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read: {e}"))?;
@@ -202,6 +265,46 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 /// Like [`parse`], with every refused grant reported (each grant is read on its own, so a
 /// mistake in one does not hide a mistake in the next).
 pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
+    read(text, file, None, Reading::GrantByGrant)
+}
+
+/// [`parse`] for a gateway that serves `key`: every grant of every key is validated all the
+/// same (a config is taken whole or not at all), but only `key`'s grants are kept. Building
+/// and then freeing 20,000 grants it never looks at was most of what a request cost on a big
+/// config, in time and in memory.
+///
+/// The other keys' grants are checked in the one pass over the file ([`Reading::InPlace`]).
+/// Only if that refuses the config is it read again the way `check` reads it, grant by grant,
+/// so that the gateway refuses it with the words `check` would use.
+pub fn parse_for_key(text: &str, file: &Path, key: &str) -> Result<Config, ConfigError> {
+    read(text, file, Some(key), Reading::InPlace).map_err(|in_place| {
+        match read(text, file, Some(key), Reading::GrantByGrant) {
+            Err(worded) => first(worded),
+            // The two readings apply the same rules and cannot disagree (a unit test and
+            // the fuzz target hold them to it); if they ever did, the config is refused.
+            Ok(_) => first(in_place),
+        }
+    })
+}
+
+/// How the grants of the keys a [`read`] does not keep are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Each grant is cut out of the file and read on its own: a mistake in one does not hide
+    /// a mistake in the next, and each is reported with its own line.
+    GrantByGrant,
+    /// Checked where they stand, in the one pass over the file, stopping at the first
+    /// mistake: no grant is read twice.
+    InPlace,
+}
+
+/// Reads `text` as a config, keeping the grants of `only` (all keys when `None`).
+fn read(
+    text: &str,
+    file: &Path,
+    only: Option<&str>,
+    reading: Reading,
+) -> Result<Config, Vec<ConfigError>> {
     let at = |line: usize, column: usize, reason: String| ConfigError {
         file: file.to_owned(),
         line,
@@ -220,7 +323,15 @@ pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
             "the config must be a JSON object".into(),
         )]);
     }
-    let raw: RawConfig<'_> = serde_json::from_str(text).map_err(from_json)?;
+    let in_place = match (reading, only) {
+        (Reading::InPlace, Some(key)) => Some(key),
+        _ => None,
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let raw = ConfigSeed { in_place }
+        .deserialize(&mut deserializer)
+        .and_then(|raw| deserializer.end().map(|()| raw))
+        .map_err(from_json)?;
     if raw.keys.is_none() && raw.allowed_hosts.is_none() {
         return Err(vec![at(
             1,
@@ -233,34 +344,41 @@ pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut positions = Positions::new(text);
     for (name, raw_grants) in raw.keys.map(|k| k.0).unwrap_or_default() {
-        let mut grants = Vec::with_capacity(raw_grants.len());
+        let kept = only.is_none_or(|key| key == name);
+        let mut grants = Vec::with_capacity(if kept { raw_grants.len() } else { 0 });
         for raw_grant in raw_grants {
-            let (line, column) = positions.of(raw_grant.get());
-            if !raw_grant.get().starts_with('{') {
-                errors.push(at(line, column, "a grant must be a JSON object".into()));
-                continue;
-            }
-            let grant: RawGrant = match serde_json::from_str(raw_grant.get()) {
-                Ok(grant) => grant,
-                Err(e) => {
-                    // serde_json counts from the start of the grant; count from the file's.
-                    let column = if e.line() == 1 {
-                        column + e.column() - 1
-                    } else {
-                        e.column()
-                    };
-                    errors.push(at(line + e.line() - 1, column, describe(&e)));
-                    continue;
+            let grant = raw_grant.get();
+            let refused = if !grant.starts_with('{') {
+                Some((0, 1, "a grant must be a JSON object".to_owned()))
+            } else if kept {
+                match serde_json::from_str::<RawGrant>(grant) {
+                    Ok(raw) => {
+                        let (line, _) = positions.of(grant);
+                        grants.push(raw.build(line));
+                        None
+                    }
+                    Err(e) => Some((e.line() - 1, e.column(), describe(&e))),
                 }
+            } else {
+                // Another key's grant, held to the same rules without being built.
+                serde_json::from_str::<CheckedGrant>(grant)
+                    .err()
+                    .map(|e| (e.line() - 1, e.column(), describe(&e)))
             };
-            grants.push(Grant {
-                domains: grant.domains.0,
-                commands: grant.commands.map_or(ActionSet::ALL, |c| c.0),
-                connect: grant.connect.map(|u| u.0),
-                line,
-            });
+            if let Some((lines_in, column_in, reason)) = refused {
+                // serde_json counts from the start of the grant; count from the file's.
+                let (line, column) = positions.of(grant);
+                let column = if lines_in == 0 {
+                    column + column_in - 1
+                } else {
+                    column_in
+                };
+                errors.push(at(line + lines_in, column, reason));
+            }
         }
-        keys.insert(name, grants);
+        if kept {
+            keys.insert(name.into_owned(), grants);
+        }
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -269,18 +387,19 @@ pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
     Ok(Config {
         virsh: raw
             .virsh
-            .map_or_else(|| PathBuf::from(DEFAULT_VIRSH), |p| p.0),
+            .map_or_else(|| PathBuf::from(DEFAULT_VIRSH), |p| PathBuf::from(&*p.0)),
         connect: raw
             .connect
-            .map_or_else(|| DEFAULT_CONNECT.to_owned(), |u| u.0),
+            .map_or_else(|| DEFAULT_CONNECT.to_owned(), |u| u.0.into_owned()),
         timeout: Duration::from_secs(raw.timeout_secs.map_or(DEFAULT_TIMEOUT_SECS, |t| t.0)),
-        syslog_socket: raw
-            .syslog_socket
-            .map_or_else(|| PathBuf::from(DEFAULT_SYSLOG_SOCKET), |p| p.0),
+        syslog_socket: raw.syslog_socket.map_or_else(
+            || PathBuf::from(DEFAULT_SYSLOG_SOCKET),
+            |p| PathBuf::from(&*p.0),
+        ),
         keys,
         allowed_hosts: raw
             .allowed_hosts
-            .map(|hosts| hosts.into_iter().map(|h| h.0).collect())
+            .map(|hosts| hosts.into_iter().map(|h| h.0.into_owned()).collect())
             .unwrap_or_default(),
     })
 }
@@ -329,7 +448,7 @@ impl<'t> Positions<'t> {
             *self = Positions::new(self.text);
         }
         let between = &self.text.as_bytes()[self.offset..offset];
-        self.line += between.iter().filter(|b| **b == b'\n').count();
+        self.line += count_newlines(between);
         if let Some(last) = between.iter().rposition(|b| *b == b'\n') {
             self.line_start = self.offset + last + 1;
         }
@@ -338,31 +457,140 @@ impl<'t> Positions<'t> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig<'a> {
-    #[serde(default, deserialize_with = "present")]
-    virsh: Option<AbsolutePath>,
-    #[serde(default, deserialize_with = "present")]
-    connect: Option<Uri>,
-    #[serde(default, deserialize_with = "present")]
-    timeout_secs: Option<TimeoutSecs>,
-    #[serde(default, deserialize_with = "present")]
-    syslog_socket: Option<AbsolutePath>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    keys: Option<Keys<'a>>,
-    #[serde(rename = "AllowedHosts", default, deserialize_with = "present")]
-    allowed_hosts: Option<Vec<HostName>>,
+/// `\n` in `bytes`, in blocks the compiler turns into vector compares: one at a time, the
+/// 2 MiB before the last key's grants of a big config took a millisecond to count.
+fn count_newlines(bytes: &[u8]) -> usize {
+    let mut blocks = bytes.chunks_exact(128);
+    let mut count = 0;
+    for block in &mut blocks {
+        // At most 128 per block: it fits in a u8.
+        count += usize::from(block.iter().map(|b| u8::from(*b == b'\n')).sum::<u8>());
+    }
+    count + blocks.remainder().iter().filter(|b| **b == b'\n').count()
 }
 
+/// The top level of the file.
+struct RawConfig<'a> {
+    virsh: Option<AbsolutePath<'a>>,
+    connect: Option<Uri<'a>>,
+    timeout_secs: Option<TimeoutSecs>,
+    syslog_socket: Option<AbsolutePath<'a>>,
+    keys: Option<Keys<'a>>,
+    allowed_hosts: Option<Vec<HostName<'a>>>,
+}
+
+const FIELDS: &[&str] = &[
+    "virsh",
+    "connect",
+    "timeout_secs",
+    "syslog_socket",
+    "keys",
+    "AllowedHosts",
+];
+
+/// Reads [`RawConfig`]. Written out rather than derived because `keys` must be told which
+/// key's grants to check in place (a derive cannot pass that down); the rules are the
+/// derive's: no unknown field, no field twice, an optional field left out but never `null`
+/// (`null` is the wrong type for every field).
+struct ConfigSeed<'k> {
+    /// Check every grant of every other key in place ([`Reading::InPlace`]).
+    in_place: Option<&'k str>,
+}
+
+impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
+    type Value = RawConfig<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigSeed<'_> {
+    type Value = RawConfig<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a config object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        fn unset<T, E: de::Error>(field: &Option<T>, name: &'static str) -> Result<(), E> {
+            match field {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        let mut raw = RawConfig {
+            virsh: None,
+            connect: None,
+            timeout_secs: None,
+            syslog_socket: None,
+            keys: None,
+            allowed_hosts: None,
+        };
+        while let Some(Text(field)) = map.next_key()? {
+            match &*field {
+                "virsh" => {
+                    unset(&raw.virsh, "virsh")?;
+                    raw.virsh = Some(map.next_value()?);
+                }
+                "connect" => {
+                    unset(&raw.connect, "connect")?;
+                    raw.connect = Some(map.next_value()?);
+                }
+                "timeout_secs" => {
+                    unset(&raw.timeout_secs, "timeout_secs")?;
+                    raw.timeout_secs = Some(map.next_value()?);
+                }
+                "syslog_socket" => {
+                    unset(&raw.syslog_socket, "syslog_socket")?;
+                    raw.syslog_socket = Some(map.next_value()?);
+                }
+                "keys" => {
+                    unset(&raw.keys, "keys")?;
+                    raw.keys = Some(map.next_value_seed(KeysSeed {
+                        in_place: self.in_place,
+                    })?);
+                }
+                "AllowedHosts" => {
+                    unset(&raw.allowed_hosts, "AllowedHosts")?;
+                    raw.allowed_hosts = Some(map.next_value()?);
+                }
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A grant's fields and their rules, written once for the two ways a grant is read: `P` is
+/// how `domains` is read, built ([`Patterns`]) or only checked ([`CheckedPatterns`]).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGrant {
-    domains: Patterns,
+#[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
+struct GrantFields<'a, P> {
+    domains: P,
     #[serde(default, deserialize_with = "present")]
     commands: Option<Commands>,
-    #[serde(default, deserialize_with = "present")]
-    connect: Option<Uri>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    connect: Option<Uri<'a>>,
+}
+
+/// A grant the config keeps.
+type RawGrant<'a> = GrantFields<'a, Patterns>;
+
+/// Another key's grant, in the gateway: accepted exactly when [`RawGrant`] would accept it,
+/// and refused with the same words, but no pattern is compiled. Compiling the 20,000 grants
+/// of a big config, only to free them, was most of what loading it cost.
+type CheckedGrant<'a> = GrantFields<'a, CheckedPatterns>;
+
+impl RawGrant<'_> {
+    fn build(self, line: usize) -> Grant {
+        Grant {
+            domains: self.domains.0,
+            commands: self.commands.map_or(ActionSet::ALL, |c| c.0),
+            connect: self.connect.map(|u| u.0.into_owned()),
+            line,
+        }
+    }
 }
 
 /// An optional field may be left out, but not set to `null`: `"commands": null` could be
@@ -371,85 +599,194 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// `keys`, refusing a key named twice: JSON parsers differ on which one wins, so a config
-/// that names a key twice does not say what it means.
-struct Keys<'a>(Vec<(String, Vec<&'a RawValue>)>);
+/// `keys`: each key's grants as they are written, to be read one by one, except those of
+/// the keys that were checked in place. A key named twice is refused: JSON parsers differ on
+/// which one wins, so a config that names a key twice does not say what it means.
+struct Keys<'a>(Vec<(Cow<'a, str>, Vec<&'a RawValue>)>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Keys<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeysVisitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for KeysVisitor<'a> {
-            type Value = Keys<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of key names to lists of grants")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Keys<'a>, M::Error> {
-                let mut seen = std::collections::HashSet::new();
-                let mut keys = Vec::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    if name.is_empty() {
-                        return Err(de::Error::custom("a key name must not be empty"));
-                    }
-                    if !seen.insert(name.clone()) {
-                        return Err(de::Error::custom(format!("key {name:?} is named twice")));
-                    }
-                    let grants: Vec<&'a RawValue> = map.next_value()?;
-                    keys.push((name, grants));
-                }
-                Ok(Keys(keys))
-            }
-        }
-        deserializer.deserialize_map(KeysVisitor(std::marker::PhantomData))
+struct KeysSeed<'k> {
+    /// Every key but this one is checked in place and left out of [`Keys`].
+    in_place: Option<&'k str>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeysSeed<'_> {
+    type Value = Keys<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-/// Implements `Deserialize` for a newtype by parsing a string with `check`.
+impl<'de> Visitor<'de> for KeysSeed<'_> {
+    type Value = Keys<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of key names to lists of grants")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Keys<'de>, M::Error> {
+        let mut seen: HashSet<Cow<'de, str>, BuildHasherDefault<Fnv1a>> = HashSet::default();
+        let mut keys = Vec::new();
+        while let Some(Text(name)) = map.next_key()? {
+            if name.is_empty() {
+                return Err(de::Error::custom("a key name must not be empty"));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(de::Error::custom(format!("key {name:?} is named twice")));
+            }
+            if self.in_place.is_some_and(|kept| kept != name) {
+                map.next_value::<CheckedGrants>()?;
+            } else {
+                let grants: Vec<&'de RawValue> = map.next_value()?;
+                keys.push((name, grants));
+            }
+        }
+        Ok(Keys(keys))
+    }
+}
+
+/// The FNV-1a hash, for the set of key names already seen. Names come from the
+/// administrator's file, which is trusted, so there is no flood of colliding names to fear,
+/// and the standard SipHash was a tenth of the cost of reading a 10,000-key config.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A key's grants checked in place by the rules of [`RawGrant`], keeping nothing.
+struct CheckedGrants;
+
+impl<'de> Deserialize<'de> for CheckedGrants {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GrantsVisitor;
+        impl<'de> Visitor<'de> for GrantsVisitor {
+            type Value = CheckedGrants;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of grants")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CheckedGrants, A::Error> {
+                while seq.next_element::<CheckedObject>()?.is_some() {}
+                Ok(CheckedGrants)
+            }
+        }
+        deserializer.deserialize_seq(GrantsVisitor)
+    }
+}
+
+/// One grant of [`CheckedGrants`], which must be a JSON object: serde's derive would also
+/// take a struct written as an array, which a grant read on its own is refused for.
+struct CheckedObject;
+
+impl<'de> Deserialize<'de> for CheckedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = CheckedObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a grant object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<CheckedObject, M::Error> {
+                CheckedGrant::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(CheckedObject)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// A string from the file, borrowed unless it is written with an escape: checking the
+/// 10,000 names and URIs of a big config need not copy each one to throw it away.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Implements `Deserialize` for a string newtype that `check` accepts. The text stays
+/// borrowed from the file: the gateway checks every other key's URIs only to drop them.
 macro_rules! validated_string {
-    ($name:ident, $inner:ty, $check:expr) => {
-        struct $name($inner);
-        impl<'de> Deserialize<'de> for $name {
+    ($name:ident, $check:expr) => {
+        struct $name<'a>(Cow<'a, str>);
+        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                let check: fn(String) -> Result<$inner, String> = $check;
-                check(text).map($name).map_err(de::Error::custom)
+                let Text(text) = Text::deserialize(deserializer)?;
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&text).map_err(de::Error::custom)?;
+                Ok($name(text))
             }
         }
     };
 }
 
-validated_string!(AbsolutePath, PathBuf, |text| {
+validated_string!(AbsolutePath, |text| {
     if !text.starts_with('/') {
         return Err(format!("{text:?} must be an absolute path"));
     }
     if text.contains('\0') {
         return Err("a path must not hold a NUL byte".into());
     }
-    Ok(PathBuf::from(text))
+    Ok(())
 });
 
-validated_string!(Uri, String, |text| {
+validated_string!(Uri, |text| {
     // A string without a scheme would be looked up as a URI alias in libvirt.conf; only a
     // full URI says for sure which libvirt we talk to.
     let scheme_ok = text
         .split_once(':')
         .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(is_scheme_char));
-    if !scheme_ok || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    let clean = if text.is_ascii() {
+        // The same test, byte by byte: ASCII's controls and spaces are all outside `!`..`~`.
+        text.bytes().all(|b| b.is_ascii_graphic())
+    } else {
+        !text.chars().any(|c| c.is_control() || c.is_whitespace())
+    };
+    if !scheme_ok || !clean {
         return Err(format!(
             "{text:?} is not a libvirt URI (like \"qemu:///system\")"
         ));
     }
-    Ok(text)
+    Ok(())
 });
 
 fn is_scheme_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
 }
 
-validated_string!(HostName, String, |text| {
+validated_string!(HostName, |text| {
     if text.is_empty() || text.chars().any(char::is_control) {
         return Err(format!("{text:?} is not a domain name"));
     }
-    Ok(text)
+    Ok(())
 });
 
 struct TimeoutSecs(u64);
@@ -470,16 +807,76 @@ struct Patterns(Vec<DomainPattern>);
 
 impl<'de> Deserialize<'de> for Patterns {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let texts = Vec::<String>::deserialize(deserializer)?;
-        if texts.is_empty() {
+        deserializer
+            .deserialize_seq(PatternsVisitor { keep: true })
+            .map(Patterns)
+    }
+}
+
+/// `domains` checked by the rules of [`Patterns`], keeping nothing.
+struct CheckedPatterns;
+
+impl<'de> Deserialize<'de> for CheckedPatterns {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_seq(PatternsVisitor { keep: false })
+            .map(|_| CheckedPatterns)
+    }
+}
+
+/// Reads `domains`; builds the patterns only if `keep`, and checks them the same either way.
+struct PatternsVisitor {
+    keep: bool,
+}
+
+impl<'de> Visitor<'de> for PatternsVisitor {
+    type Value = Vec<DomainPattern>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of domain names and patterns")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut patterns = Vec::new();
+        let mut named_any = false;
+        while let Some(pattern) = seq.next_element_seed(PatternSeed { keep: self.keep })? {
+            named_any = true;
+            patterns.extend(pattern);
+        }
+        if !named_any {
             return Err(de::Error::custom("`domains` must name at least one domain"));
         }
-        let patterns = texts
-            .iter()
-            .map(|t| DomainPattern::parse(t))
-            .collect::<Result<_, _>>()
-            .map_err(de::Error::custom)?;
-        Ok(Patterns(patterns))
+        Ok(patterns)
+    }
+}
+
+/// One string of `domains`: checked, and built only if `keep`.
+struct PatternSeed {
+    keep: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for PatternSeed {
+    type Value = Option<DomainPattern>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for PatternSeed {
+    type Value = Option<DomainPattern>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a domain name or pattern")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        let pattern = if self.keep {
+            DomainPattern::parse(text).map(Some)
+        } else {
+            DomainPattern::check(text).map(|()| None)
+        };
+        pattern.map_err(E::custom)
     }
 }
 
@@ -487,13 +884,29 @@ struct Commands(ActionSet);
 
 impl<'de> Deserialize<'de> for Commands {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let actions = Vec::<Action>::deserialize(deserializer)?;
-        if actions.is_empty() {
-            return Err(de::Error::custom(
-                "`commands` must not be empty; leave it out to allow all seven",
-            ));
+        // Straight into the set: no list of 20,000 grants' commands is built to be dropped.
+        struct CommandsVisitor;
+        impl<'de> Visitor<'de> for CommandsVisitor {
+            type Value = Commands;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of command names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Commands, A::Error> {
+                let mut named_any = false;
+                let mut actions = ActionSet::EMPTY;
+                while let Some(action) = seq.next_element::<Action>()? {
+                    actions.insert(action);
+                    named_any = true;
+                }
+                if !named_any {
+                    return Err(de::Error::custom(
+                        "`commands` must not be empty; leave it out to allow all seven",
+                    ));
+                }
+                Ok(Commands(actions))
+            }
         }
-        Ok(Commands(actions.into_iter().collect()))
+        deserializer.deserialize_seq(CommandsVisitor)
     }
 }
 
@@ -790,5 +1203,145 @@ mod tests {
             "{not_utf8}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The in-place check of other keys' patterns accepts exactly what compiling them does.
+    #[test]
+    fn pattern_check_accepts_exactly_what_compiles() {
+        let rows = [
+            "a", "[", "a[", "[a", "[]", "[]]", "[]a]", "[!", "[!]", "[!]]", "[!a]", "[!!]", "[[]",
+            "a]", "[é]", "[!é]", "x[0-9]y[", "[a][", "[a]]", "*[", "**[a]", "?",
+        ];
+        for text in rows {
+            assert_eq!(
+                DomainPattern::check(text).is_ok(),
+                DomainPattern::parse(text).is_ok(),
+                "{text:?}"
+            );
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn pattern_text() -> impl Strategy<Value = String> {
+            let pieces = prop::sample::select(vec![
+                "a", "-", "[", "]", "!", "*", "?", "é", "\u{1}", "\u{85}", "\u{7f}", "0",
+            ]);
+            prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
+        }
+
+        /// One grant as an administrator might write it, or get it wrong.
+        fn grant_text() -> impl Strategy<Value = String> {
+            let domains = prop::sample::select(vec![
+                r#""domains": ["a"]"#,
+                r#""domains": ["a-*", "b[0-9]"]"#,
+                r#""domains": ["x\u0041"]"#,
+                r#""domains": []"#,
+                r#""domains": ["x["]"#,
+                r#""domains": [""]"#,
+                r#""domains": ["a\u0001"]"#,
+                r#""domains": "a""#,
+                r#""domains": [1]"#,
+                r#""domains": null"#,
+                "",
+            ]);
+            let commands = prop::sample::select(vec![
+                "",
+                r#", "commands": ["start", "status"]"#,
+                r#", "commands": ["status", "status"]"#,
+                r#", "commands": []"#,
+                r#", "commands": ["bogus"]"#,
+                r#", "commands": "start""#,
+                r#", "commands": null"#,
+                r#", "comm\u0061nds": ["start"]"#,
+            ]);
+            let connect = prop::sample::select(vec![
+                "",
+                r#", "connect": "test:///default""#,
+                r#", "connect": "hv1""#,
+                r#", "connect": "qemu:///system x""#,
+                r#", "connect": null"#,
+                r#", "connect": 5"#,
+            ]);
+            let extra =
+                prop::sample::select(vec!["", "", r#", "x": 1"#, r#", "domains": ["dup"]"#]);
+            let shape = prop::sample::select(vec!["object", "object", "object", "array", "null"]);
+            (domains, commands, connect, extra, shape).prop_map(|(d, c, u, x, shape)| match shape {
+                "array" => format!("[{d}]"),
+                "null" => "null".to_owned(),
+                _ => format!("{{ {d}{c}{u}{x} }}").replace("{ , ", "{ "),
+            })
+        }
+
+        fn config_text() -> impl Strategy<Value = String> {
+            // As written in the file: `\u0061` is a second way to write `a`.
+            let name = prop::sample::select(vec!["a", "b", "c", "", r"\u0061", r"a\nb"]);
+            let key = (name, prop::collection::vec(grant_text(), 0..3))
+                .prop_map(|(name, grants)| format!("\"{name}\": [\n  {}\n]", grants.join(",\n  ")));
+            let top = prop::sample::select(vec![
+                "",
+                "\"virsh\": \"/usr/bin/virsh\", ",
+                "\"virsh\": \"virsh\", ",
+                "\"connect\": \"test:///default\", ",
+                "\"timeout_secs\": 0, ",
+                "\"AllowedHosts\": [\"h\"], ",
+                "\"extra\": 1, ",
+            ]);
+            let keys = prop::collection::vec(key, 0..4);
+            let shape = prop::sample::select(vec!["keys", "keys", "keys", "none", "null"]);
+            (top, keys, shape).prop_map(|(top, keys, shape)| match shape {
+                "none" => format!("{{ {top}\"AllowedHosts\": [] }}"),
+                "null" => format!("{{ {top}\"keys\": null }}"),
+                _ => format!("{{ {top}\"keys\": {{\n{}\n}} }}", keys.join(",\n")),
+            })
+        }
+
+        fn kept(config: &Config, key: &str) -> String {
+            format!(
+                "{:?} {} {:?} {:?} {:?} {:?}",
+                config.virsh,
+                config.connect,
+                config.timeout,
+                config.syslog_socket,
+                config.allowed_hosts,
+                config.keys.get(key)
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn pattern_check_agrees_with_the_glob_crate(text in pattern_text()) {
+                prop_assert_eq!(
+                    DomainPattern::check(&text).is_ok(),
+                    DomainPattern::parse(&text).is_ok(),
+                    "{:?}", text
+                );
+            }
+
+            /// The gateway's one-pass reading accepts exactly the configs that `check`'s
+            /// reading accepts, keeps the same grants for its key, and refuses with the
+            /// same first error.
+            #[test]
+            fn the_gateway_reads_a_config_as_check_does(text in config_text()) {
+                let file = Path::new("t.json");
+                let all = parse_all(&text, file);
+                for key in ["a", "b", "c", "", "a\nb", "absent"] {
+                    let in_place = read(&text, file, Some(key), Reading::InPlace);
+                    prop_assert_eq!(in_place.is_ok(), all.is_ok(), "{} for {:?}", text, key);
+                    match (&all, parse_for_key(&text, file, key)) {
+                        (Ok(all), Ok(one)) => {
+                            prop_assert_eq!(kept(&one, key), kept(all, key));
+                            prop_assert!(one.keys.len() <= 1);
+                        }
+                        (Err(errors), Err(error)) => prop_assert_eq!(&errors[0], &error),
+                        (all, one) => prop_assert!(false, "{:?} / {:?}", all.is_ok(), one.is_ok()),
+                    }
+                }
+            }
+        }
     }
 }

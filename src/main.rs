@@ -62,7 +62,7 @@ fn run_gateway(cli: Cli) -> u8 {
         .and_then(|v| audit::client_from_ssh_connection(&v));
     let key = cli.key.or_else(sys::unix_user_name).unwrap_or_default();
 
-    let config = match config::load(&path) {
+    let config = match config::load_for_key(&path, &key) {
         Ok(config) => config,
         Err(error) => {
             say_error(&error.to_string());

@@ -1,6 +1,7 @@
 //! Fuzzes `dromaius.json` parsing: no input panics or hangs, a refusal points inside the
-//! file, and whatever config is accepted only ever allows what one of its grants says —
-//! checked for every key on every exact name it holds and on words from the input.
+//! file, the gateway's one-key reading agrees with the whole reading, and whatever config
+//! is accepted only ever allows what one of its grants says — checked for every key on
+//! every exact name it holds and on words from the input.
 
 #![no_main]
 #![forbid(unsafe_code)]
@@ -19,7 +20,25 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let config = match config::parse(text, Path::new("fuzz.json")) {
+    let file = Path::new("fuzz.json");
+    let whole = config::parse(text, file);
+    // The gateway's one-pass reading (kept: one key) takes and refuses exactly what
+    // `check`'s grant-by-grant reading does, with the same grants and the same first error.
+    for key in text.split('"').skip(1).step_by(2).take(4).chain(["not-a-key"]) {
+        match (&whole, config::parse_for_key(text, file, key)) {
+            (Ok(all), Ok(one)) => assert_eq!(
+                format!("{:?}", all.keys.get(key)),
+                format!("{:?}", one.keys.get(key))
+            ),
+            (Err(all), Err(one)) => assert_eq!(all, &one),
+            (all, one) => panic!(
+                "the readings disagree for key {key:?}: {} / {}",
+                all.is_ok(),
+                one.is_ok()
+            ),
+        }
+    }
+    let config = match whole {
         Ok(config) => config,
         Err(error) => {
             let lines = text.split('\n').count();
