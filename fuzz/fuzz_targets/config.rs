@@ -24,7 +24,13 @@ fuzz_target!(|data: &[u8]| {
     let whole = config::parse(text, file);
     // The gateway's one-pass reading (kept: one key) takes and refuses exactly what
     // `check`'s grant-by-grant reading does, with the same grants and the same first error.
-    for key in text.split('"').skip(1).step_by(2).take(4).chain(["not-a-key"]) {
+    for key in text
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .take(4)
+        .chain(["not-a-key"])
+    {
         match (&whole, config::parse_for_key(text, file, key)) {
             (Ok(all), Ok(one)) => assert_eq!(
                 format!("{:?}", all.keys.get(key)),
