@@ -158,6 +158,7 @@ fn main() {
             bench.one_shot(&settings, "one-shot, 1000 domains"),
         ));
     }
+    notes.push(exec_floor(&settings));
     let binary = dromaius_bin();
     let size = fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
     notes.push(format!(
@@ -831,6 +832,29 @@ fn fake_virsh(marks: &Path) -> PathBuf {
     let path = write_file("fake-virsh", &script);
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod fake virsh");
     path
+}
+
+/// What starting any program at all costs here, for scale: `/bin/true`, timed and read the
+/// same way as dromaius. Of dromaius's own CPU per request, this much is exec, the dynamic
+/// loader and exit, not dromaius's work.
+fn exec_floor(settings: &Settings) -> String {
+    let mut cpus = Vec::new();
+    let mut walls = Vec::new();
+    for _ in 0..settings.rounds {
+        let run = measure(Command::new("/bin/true").env_clear(), b"", "");
+        walls.push(run.wall);
+        cpus.extend(run.own_cpu);
+    }
+    let cpu = if cpus.is_empty() {
+        "?".to_owned()
+    } else {
+        format!("{:.3} ms", median(&mut cpus) * 1e3)
+    };
+    format!(
+        "exec floor: `/bin/true` costs {cpu} of CPU and {} of wall time (medians): that much \
+         of each figure above is starting a process at all",
+        ms(median(&mut walls))
+    )
 }
 
 fn path_str(path: &Path) -> &str {
