@@ -265,7 +265,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 /// Like [`parse`], with every refused grant reported (each grant is read on its own, so a
 /// mistake in one does not hide a mistake in the next).
 pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
-    read(text, file, None, Reading::GrantByGrant)
+    read(text, file, Reading::GrantByGrant { only: None })
 }
 
 /// [`parse`] for a gateway that serves `key`: every grant of every key is validated all the
@@ -279,29 +279,25 @@ pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
 /// exactly when `check` does and with its words. The one-pass reading must never accept what
 /// `check` refuses: a property test and the config fuzz target hold it to that.
 pub fn parse_for_key(text: &str, file: &Path, key: &str) -> Result<Config, ConfigError> {
-    read(text, file, Some(key), Reading::InPlace)
-        .or_else(|_| read(text, file, Some(key), Reading::GrantByGrant))
+    read(text, file, Reading::InPlace { kept: key })
+        .or_else(|_| read(text, file, Reading::GrantByGrant { only: Some(key) }))
         .map_err(first)
 }
 
-/// How the grants of the keys a [`read`] does not keep are checked.
+/// Which keys' grants a [`read`] keeps, and how it checks the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reading {
+enum Reading<'k> {
     /// Each grant is cut out of the file and read on its own: a mistake in one does not hide
-    /// a mistake in the next, and each is reported with its own line.
-    GrantByGrant,
-    /// Checked where they stand, in the one pass over the file, stopping at the first
-    /// mistake: no grant is read twice.
-    InPlace,
+    /// a mistake in the next, and each is reported with its own line. Keeps the grants of
+    /// `only` (every key's when `None`).
+    GrantByGrant { only: Option<&'k str> },
+    /// Keeps `kept`'s grants; the others are checked where they stand, in the one pass over
+    /// the file, stopping at the first mistake: no grant is read twice.
+    InPlace { kept: &'k str },
 }
 
-/// Reads `text` as a config, keeping the grants of `only` (all keys when `None`).
-fn read(
-    text: &str,
-    file: &Path,
-    only: Option<&str>,
-    reading: Reading,
-) -> Result<Config, Vec<ConfigError>> {
+/// Reads `text` as a config.
+fn read(text: &str, file: &Path, reading: Reading<'_>) -> Result<Config, Vec<ConfigError>> {
     let at = |line: usize, column: usize, reason: String| ConfigError {
         file: file.to_owned(),
         line,
@@ -320,9 +316,9 @@ fn read(
             "the config must be a JSON object".into(),
         )]);
     }
-    let in_place = match (reading, only) {
-        (Reading::InPlace, Some(key)) => Some(key),
-        _ => None,
+    let (only, in_place) = match reading {
+        Reading::GrantByGrant { only } => (only, None),
+        Reading::InPlace { kept } => (Some(kept), Some(kept)),
     };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let raw = ConfigSeed { in_place }
@@ -490,7 +486,7 @@ const FIELDS: &[&str] = &[
 /// derive's: no unknown field, no field twice, an optional field left out but never `null`
 /// (`null` is the wrong type for every field).
 struct ConfigSeed<'k> {
-    /// Check every grant of every other key in place ([`Reading::InPlace`]).
+    /// The kept key of a [`Reading::InPlace`]: every other key's grants are checked in place.
     in_place: Option<&'k str>,
 }
 
@@ -575,8 +571,8 @@ struct GrantFields<'a, P> {
 type RawGrant<'a> = GrantFields<'a, Patterns>;
 
 /// Another key's grant, in the gateway: accepted exactly when [`RawGrant`] would accept it,
-/// and refused with the same words, but no pattern is compiled. Compiling the 20,000 grants
-/// of a big config, only to free them, was most of what loading it cost.
+/// but no pattern is compiled. Compiling the 20,000 grants of a big config, only to free
+/// them, was most of what loading it cost.
 type CheckedGrant<'a> = GrantFields<'a, CheckedPatterns>;
 
 impl RawGrant<'_> {
@@ -1337,7 +1333,7 @@ mod tests {
                 let file = Path::new("t.json");
                 let all = parse_all(&text, file);
                 for key in ["a", "b", "c", "", "a\nb", "absent"] {
-                    let in_place = read(&text, file, Some(key), Reading::InPlace);
+                    let in_place = read(&text, file, Reading::InPlace { kept: key });
                     prop_assert_eq!(in_place.is_ok(), all.is_ok(), "{} for {:?}", text, key);
                     match (&all, parse_for_key(&text, file, key)) {
                         (Ok(all), Ok(one)) => {
