@@ -493,20 +493,28 @@ impl Bench {
         let _ = self.audit.records(0, Duration::ZERO);
     }
 
+    /// One request, with dromaius run as sshd runs the forced command; then its audit record
+    /// is drained.
+    fn request(&self, config: &Path, key: &str, request: &str, expect: &str) -> Run {
+        let run = measure(&mut self.dromaius(config, key, request), b"", expect);
+        self.drain();
+        run
+    }
+
+    /// One ssh login with `key`, `request` as its command (none: read from `stdin`); then the
+    /// audit records it caused are drained.
+    fn login(&self, key: &SshKey, request: Option<&str>, stdin: &[u8]) -> Run {
+        let run = measure(&mut self.rig.ssh_command(key, request), stdin, "running");
+        self.drain();
+        run
+    }
+
     fn one_shot(&self, settings: &Settings, name: &'static str) -> Figure {
         let request = format!("status {DOMAIN}");
         let compared = interleave(
             settings.rounds,
             true,
-            || {
-                let run = measure(
-                    &mut self.dromaius(&self.small, "alice", &request),
-                    b"",
-                    "running",
-                );
-                self.drain();
-                run
-            },
+            || self.request(&self.small, "alice", &request, "running"),
             || measure(&mut self.virsh(&["domstate", DOMAIN]), b"", "running"),
         );
         let goal = if name == "one-shot" {
@@ -531,21 +539,9 @@ impl Bench {
         let compared = interleave(
             settings.ssh_rounds,
             true,
+            || self.login(&self.gateway_key, Some(&request), b""),
             || {
-                let run = measure(
-                    &mut self.rig.ssh_command(&self.gateway_key, Some(&request)),
-                    b"",
-                    "running",
-                );
-                self.drain();
-                run
-            },
-            || {
-                let run = measure(
-                    &mut self.rig.ssh_command(&self.virsh_key, Some(&request)),
-                    b"",
-                    "running",
-                );
+                let run = self.login(&self.virsh_key, Some(&request), b"");
                 floor.push(measure(&mut self.rig.ssh_command(&self.true_key, None), b"", "").wall);
                 run
             },
@@ -576,10 +572,9 @@ impl Bench {
             settings.rounds,
             true,
             || {
-                let run = measure(&mut self.dromaius(&self.list, "lister", "list"), b"", "");
+                let run = self.request(&self.list, "lister", "list", "");
                 let rows = run.stdout.lines().count();
                 assert_eq!(rows, LIST_DOMAINS, "list shows every granted domain");
-                self.drain();
                 run
             },
             || measure(&mut self.virsh(&["list", "--all"]), b"", "bench-0999"),
@@ -598,24 +593,8 @@ impl Bench {
         let compared = interleave(
             settings.rounds,
             true,
-            || {
-                let run = measure(
-                    &mut self.dromaius(&self.big, "alice", &request),
-                    b"",
-                    "running",
-                );
-                self.drain();
-                run
-            },
-            || {
-                let run = measure(
-                    &mut self.dromaius(&self.small, "alice", &request),
-                    b"",
-                    "running",
-                );
-                self.drain();
-                run
-            },
+            || self.request(&self.big, "alice", &request, "running"),
+            || self.request(&self.small, "alice", &request, "running"),
         );
         let size = fs::metadata(&self.big).map(|m| m.len()).unwrap_or(0);
         Figure::timed(
@@ -646,12 +625,7 @@ impl Bench {
         let request = format!("status {DOMAIN}");
         let peak = |config: &Path| -> u64 {
             let _ = fs::remove_file(&marks);
-            measure(
-                &mut self.dromaius(config, "alice", &request),
-                b"",
-                "running",
-            );
-            self.drain();
+            self.request(config, "alice", &request, "running");
             let text = fs::read_to_string(&marks).unwrap_or_else(|e| {
                 panic!("the fake virsh left no VmHWM in {}: {e}", marks.display())
             });
@@ -697,25 +671,13 @@ impl Bench {
             settings.session_rounds,
             false,
             || {
-                let run = measure(
-                    &mut self.rig.ssh_command(&self.gateway_key, None),
-                    lines.as_bytes(),
-                    "running",
-                );
+                let run = self.login(&self.gateway_key, None, lines.as_bytes());
                 check(&run);
-                self.drain();
                 run
             },
             || {
-                let run = Run::sum((0..n).map(|_| {
-                    let run = measure(
-                        &mut self.rig.ssh_command(&self.gateway_key, Some(&request)),
-                        b"",
-                        "running",
-                    );
-                    self.drain();
-                    run
-                }));
+                let run =
+                    Run::sum((0..n).map(|_| self.login(&self.gateway_key, Some(&request), b"")));
                 check(&run);
                 run
             },
