@@ -422,14 +422,7 @@ impl Bench {
             &config(VIRSH, &uri, &socket, BIG_KEYS, BIG_GRANTS),
         );
         let list = write_file("list.json", &list_config(&uri, &socket));
-        let gateway_key = rig.authorize(
-            &format!(
-                "{} --config {} --key alice",
-                dromaius_bin().display(),
-                small.display()
-            ),
-            "restrict",
-        );
+        let gateway_key = rig.authorize_gateway(&small, "alice", "restrict");
         let virsh_key = rig.authorize(&format!("{VIRSH} -c '{uri}' domstate {DOMAIN}"), "restrict");
         Bench {
             rig,

@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Rig, SshKey, dromaius_bin, write_file};
+use common::{Rig, SshKey, write_file};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -69,14 +69,9 @@ fn a_restrict_key_cannot_forward_a_port_to_the_hosts_loopback() {
         "account.json",
         r#"{"keys": {"alice": [{"domains": ["x"]}]}}"#,
     );
-    let command = format!(
-        "{} --config {} --key alice",
-        dromaius_bin().display(),
-        config.display()
-    );
     let target = format!("127.0.0.1:{}", rig.ssh_port());
     for (options, allowed) in [("restrict,pty", false), ("", true)] {
-        let key = rig.authorize(&command, options);
+        let key = rig.authorize_gateway(&config, "alice", options);
         // -L: a local port that leads to the host's 127.0.0.1:<sshd>.
         let local = free_port();
         let mut ssh = forward(rig, &key, &["-L", &format!("127.0.0.1:{local}:{target}")]);

@@ -270,14 +270,7 @@ fn explain_agrees_with_the_gateway() {
     let config = rig_config(&format!(
         r#"{{"alice": [{{"domains": ["{web}"]}}, {{"domains": ["{db}"], "commands": ["status"]}}]}}"#
     ));
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            config.display()
-        ),
-        "restrict",
-    );
+    let key = rig.authorize_gateway(&config, "alice", "restrict");
     for request in [
         format!("status {web}"),
         format!("status {db}"),

@@ -231,14 +231,9 @@ fn the_console_is_not_bound_by_timeout_secs() {
 fn without_a_terminal_the_console_is_refused_before_virsh_runs() {
     let (guest, world) = guest_world("");
     // `restrict` without `pty`, as for a key that is not meant to have a console.
-    let key = world.rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            common::dromaius_bin().display(),
-            world.config.display()
-        ),
-        "restrict",
-    );
+    let key = world
+        .rig
+        .authorize_gateway(&world.config, "alice", "restrict");
     let request = format!("console {}", guest.name);
     // Plain ssh: no terminal, and dromaius says what to do about it.
     let out = world.rig.ssh(&key, Some(&request), b"");

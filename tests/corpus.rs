@@ -1215,12 +1215,10 @@ fn a_representative_subset_holds_through_real_sshd() {
     let keys: BTreeMap<&str, common::SshKey> = ["alice", "solo", "mallory"]
         .into_iter()
         .map(|key| {
-            let command = format!(
-                "{} --config {} --key {key}",
-                dromaius_bin().display(),
-                world.config_path.display()
-            );
-            (key, world.rig.authorize(&command, "restrict"))
+            let ssh_key = world
+                .rig
+                .authorize_gateway(&world.config_path, key, "restrict");
+            (key, ssh_key)
         })
         .collect();
     // Every 20th case whose request an ssh client can send as a string, and every

@@ -468,14 +468,7 @@ fn a_client_dropping_mid_command_through_sshd_leaves_nothing_behind() {
     let mut seen = 0;
     let (slow, pids) = fake_virsh("sleep 300 &\necho $! >> PIDS\nwait");
     let config = config(&slow, "test:///default", audit.path(), 4, "\"web1\"");
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            config.display()
-        ),
-        "restrict,pty",
-    );
+    let key = rig.authorize_gateway(&config, "alice", "restrict,pty");
     // With a terminal (ssh -t): the hang-up reaches dromaius at once, which kills virsh.
     // Without one: nothing tells dromaius, so virsh runs into timeout_secs and is killed.
     for (tty, outcome, within) in [(true, 130, 5), (false, 124, 15)] {
@@ -555,14 +548,7 @@ fn stdout_closed_early_is_not_an_error_and_is_audited() {
         assert_records(&audit, &mut seen, expected, 0, &what);
     }
     // And through sshd: `ssh ... list | head -1` gets the first line and a clean exit.
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            config.display()
-        ),
-        "restrict",
-    );
+    let key = rig.authorize_gateway(&config, "alice", "restrict");
     let mut ssh = rig.ssh_command(&key, Some("list"));
     ssh.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -596,14 +582,7 @@ fn a_client_dropping_mid_console_frees_the_console_and_audits_130() {
         10,
         &format!("\"{name}\""),
     );
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            config.display()
-        ),
-        "restrict,pty",
-    );
+    let key = rig.authorize_gateway(&config, "alice", "restrict,pty");
     let attach = |seen: &mut usize, outcome: u8| {
         let (mut client, output) =
             spawn_reading(rig.ssh_tty_command(&key, Some(&format!("console {name}"))));
@@ -881,14 +860,7 @@ fn a_config_others_could_rewrite_is_refused_like_sshd_strict_modes() {
     let path = dir.join("c.json");
     fs::write(&path, &text).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o646)).unwrap();
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            path.display()
-        ),
-        "restrict",
-    );
+    let key = rig.authorize_gateway(&path, "alice", "restrict");
     let out = rig.ssh(&key, Some(&format!("status {web}")), b"");
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(stderr(&out).contains("mode 0646"), "{}", stderr(&out));

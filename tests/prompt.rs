@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::pty::{Term, assert_none_left, flag_set, one_pid_with, send_signal, stty, terminal_of};
 use common::world::{World, assert_ends, make_executable, row, summary};
-use common::{Rig, dromaius_bin, unique, write_file};
+use common::{Rig, unique, write_file};
 use rexpect::process::Signal;
 
 const ALICE: &str = "dromaius (alice)> ";
@@ -479,14 +479,7 @@ fn ctrl_c_stops_a_running_command_and_a_dropped_connection_leaves_nothing() {
             fake.display()
         ),
     );
-    let key = rig.authorize(
-        &format!(
-            "{} --config {} --key alice",
-            dromaius_bin().display(),
-            config.display()
-        ),
-        "restrict,pty",
-    );
+    let key = rig.authorize_gateway(&config, "alice", "restrict,pty");
     let mut term = Term::spawn(rig.ssh_tty_command(&key, None));
     term.done(ALICE);
     // Ctrl-C while a command runs stops it (virsh and its child) and gives the prompt back.

@@ -241,6 +241,16 @@ impl Rig {
         self.add_key(&prefix)
     }
 
+    /// A fresh key whose forced command is the gateway: dromaius on `config`, as `key`.
+    pub fn authorize_gateway(&self, config: &Path, key: &str, options: &str) -> SshKey {
+        let command = format!(
+            "{} --config {} --key {key}",
+            dromaius_bin().display(),
+            config.display()
+        );
+        self.authorize(&command, options)
+    }
+
     /// Authorizes a fresh key with `options` (may be empty) but no `command=`: with
     /// `PermitRootLogin forced-commands-only` sshd must refuse it for root.
     pub fn authorize_without_command(&self, options: &str) -> SshKey {
