@@ -1,6 +1,6 @@
 //! What dromaius costs on top of the virsh work it cannot avoid, measured side by side.
 //!
-//! Stands up the same rig as the end-to-end tests (`tests/common`: a session libvirtd
+//! Stands up the same rig as the end-to-end tests (`rig/`: a session libvirtd
 //! serving the test driver, a loopback sshd), then for each figure runs A and B interleaved
 //! (A B A B …) and prints the median of each and the ratio A/B beside its goal. Interleaving
 //! makes both sides share whatever else the machine is doing at the time.
@@ -30,8 +30,7 @@
 //!   dromaius asks it for the domain's state — after the config was loaded and the request
 //!   judged — copies `VmHWM` from `/proc/$PPID/status`, i.e. dromaius's own high-water mark.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use dromaius_rig as common;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -781,7 +780,7 @@ fn fake_virsh(marks: &Path) -> PathBuf {
         "#!/bin/sh\n\
          # Written by benches/gateway.rs: answers dromaius like virsh, records its VmHWM.\n\
          case \" $* \" in\n  \
-           *\" list \"*) printf '6695eb01-f6a4-8304-79aa-97f2502e193f {DOMAIN}\\n\\n' ;;\n  \
+           *\" list \"*) printf '6695eb01-f6a4-8304-79aa-97f2502e193f - {DOMAIN}\\n\\n' ;;\n  \
            *\" domstate \"*) grep VmHWM /proc/$PPID/status > '{}'; printf 'running\\n\\n' ;;\n  \
            *) echo \"fake virsh: unexpected $*\" >&2; exit 1 ;;\n\
          esac\n",

@@ -91,6 +91,9 @@ pub struct ActionSet(u8);
 
 impl ActionSet {
     pub const ALL: ActionSet = ActionSet(0b111_1111);
+    /// What a grant without `commands` allows: the seven original actions. Actions added
+    /// later are granted only by name, so that an upgrade never widens an existing grant.
+    pub const DEFAULT: ActionSet = ActionSet(0b111_1111);
     pub const EMPTY: ActionSet = ActionSet(0);
 
     pub fn contains(self, action: Action) -> bool {

@@ -1,10 +1,11 @@
 //! The administrator's subcommands: `check`, `explain` and `keyline`.
 //!
 //! They run from a root shell with trusted arguments; none of them is reachable from what
-//! an SSH user sends (the gateway only ever hands a user's line to `request::parse`, whose
-//! grammar has no such words). They share the gateway's own code — `config::load`,
-//! `request::parse`, `gateway::judge`, `policy` — so they cannot tell a story the gateway
-//! would not. This file does their I/O and exit statuses; the pure parts are submodules.
+//! an SSH user sends (the gateway only ever hands a user's line to the request grammar,
+//! which has no such words). They share the gateway's own code — the config loader,
+//! `policy::judge_line`, `cli::parse` — so they cannot tell a story the gateway would not.
+//! This file does their I/O and exit statuses, with `anyhow` errors that say what was being
+//! done; the pure parts are submodules.
 
 mod authorized_keys;
 mod check;
@@ -12,24 +13,26 @@ mod explain;
 mod keyline;
 mod pubkey;
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context as _, Result, bail};
+
 use crate::cli::AdminCommand;
 use crate::config;
+use crate::error::{Status, notice};
 use crate::escape::escape;
-use crate::gateway::{say, say_error, status};
+use crate::output::say;
 
 /// An `authorized_keys` file or a public key is far smaller than this.
 const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Runs one subcommand and returns its exit status.
-pub fn run(config: Option<PathBuf>, command: AdminCommand) -> u8 {
+pub fn run(config: Option<PathBuf>, command: AdminCommand) -> Status {
     let path = config
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-    match command {
+    let result = match command {
         AdminCommand::Check { authorized_keys } => run_check(&path, authorized_keys.as_deref()),
         AdminCommand::Explain { key, request } => run_explain(&path, &key, &request),
         AdminCommand::Keyline {
@@ -37,7 +40,11 @@ pub fn run(config: Option<PathBuf>, command: AdminCommand) -> u8 {
             no_pty,
             public_key,
         } => run_keyline(config.as_deref(), &path, &key, !no_pty, &public_key),
-    }
+    };
+    result.unwrap_or_else(|error| {
+        notice(&format!("{error:#}"));
+        Status::Failed
+    })
 }
 
 fn shown(path: &Path) -> String {
@@ -45,24 +52,24 @@ fn shown(path: &Path) -> String {
 }
 
 fn warn(text: &str) {
-    say_error(&format!("warning: {text}"));
+    notice(&format!("warning: {text}"));
 }
 
 /// `check`: 0 valid (warnings allowed), 78 invalid config, 1 problems in authorized_keys.
-fn run_check(path: &Path, authorized_keys: Option<&Path>) -> u8 {
+fn run_check(path: &Path, authorized_keys: Option<&Path>) -> Result<Status> {
     let config = match config::load_all(path) {
         Ok(config) => config,
         Err(errors) => {
             for error in &errors {
-                say_error(&error.to_string());
+                notice(&error.to_string());
             }
             if let Some(file) = authorized_keys {
-                say_error(&format!(
+                notice(&format!(
                     "{} not checked: the config is invalid",
                     shown(file)
                 ));
             }
-            return status::CONFIG;
+            return Ok(Status::Config);
         }
     };
     let file = shown(path);
@@ -78,7 +85,7 @@ fn run_check(path: &Path, authorized_keys: Option<&Path>) -> u8 {
         warn(&warning);
     }
     match authorized_keys {
-        None => status::OK,
+        None => Ok(Status::Ok),
         Some(keys_file) => lint_authorized_keys(&config, path, keys_file),
     }
 }
@@ -102,21 +109,13 @@ fn ownership_warnings(path: &Path) -> Vec<String> {
     warnings
 }
 
-fn lint_authorized_keys(config: &config::Config, config_path: &Path, file: &Path) -> u8 {
-    let text = match read_bounded(file) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(error) => {
-            say_error(&format!("{}: {error}", shown(file)));
-            return status::FAILED;
-        }
-    };
-    let binary = match this_binary() {
-        Ok(binary) => binary,
-        Err(error) => {
-            say_error(&error);
-            return status::FAILED;
-        }
-    };
+fn lint_authorized_keys(
+    config: &config::Config,
+    config_path: &Path,
+    file: &Path,
+) -> Result<Status> {
+    let text = String::from_utf8_lossy(&read_file(file)?).into_owned();
+    let binary = this_binary()?;
     let config_path = std::fs::canonicalize(config_path).unwrap_or_else(|_| config_path.into());
     let resolve = |p: &Path| std::fs::canonicalize(p).ok();
     let context = authorized_keys::Context {
@@ -131,9 +130,9 @@ fn lint_authorized_keys(config: &config::Config, config_path: &Path, file: &Path
         let at = format!("{}:{}", shown(file), finding.line);
         if finding.problem {
             problems += 1;
-            say_error(&format!("{at}: {}", finding.message));
+            notice(&format!("{at}: {}", finding.message));
         } else {
-            say_error(&format!("note: {at}: {}", finding.message));
+            notice(&format!("note: {at}: {}", finding.message));
         }
     }
     say(&format!(
@@ -144,29 +143,29 @@ fn lint_authorized_keys(config: &config::Config, config_path: &Path, file: &Path
         counts.dromaius_lines,
         if problems == 1 { "problem" } else { "problems" },
     ));
-    if problems == 0 {
-        status::OK
+    Ok(if problems == 0 {
+        Status::Ok
     } else {
-        status::FAILED
-    }
+        Status::Failed
+    })
 }
 
 /// `explain`: 0 allowed, 77 denied, 2 unparseable, 78 config refused.
-fn run_explain(path: &Path, key: &str, request: &[String]) -> u8 {
+fn run_explain(path: &Path, key: &str, request: &[String]) -> Result<Status> {
     let config = match config::load(path) {
         Ok(config) => config,
         Err(error) => {
-            say_error(&error.to_string());
-            return status::CONFIG;
+            notice(&error.to_string());
+            return Ok(Status::Config);
         }
     };
     let explanation = explain::explain(&config, &shown(path), key, request);
-    if explanation.status == status::USAGE {
-        say_error(explanation.text.trim_end());
+    if explanation.status == Status::Usage {
+        notice(explanation.text.trim_end());
     } else {
         say(&explanation.text);
     }
-    explanation.status
+    Ok(explanation.status)
 }
 
 /// `keyline`: 0 printed, 1 the key or a name was refused.
@@ -176,53 +175,33 @@ fn run_keyline(
     key_name: &str,
     pty: bool,
     input: &Path,
-) -> u8 {
-    let from = if input == Path::new("-") {
+) -> Result<Status> {
+    let from_stdin = input == Path::new("-");
+    let from = if from_stdin {
         "stdin".to_string()
     } else {
         shown(input)
     };
-    let bytes = if input == Path::new("-") {
-        read_limited(std::io::stdin().lock())
+    let bytes = if from_stdin {
+        config::read_bounded(std::io::stdin().lock(), MAX_INPUT_BYTES, 0)
+            .map_err(anyhow::Error::msg)
+            .context("stdin")?
     } else {
-        read_bounded(input)
+        read_file(input)?
     };
-    let text = match bytes.map(String::from_utf8) {
-        Ok(Ok(text)) => text,
-        Ok(Err(_)) => {
-            say_error(&format!(
-                "{from}: not an OpenSSH public key: not UTF-8 text"
-            ));
-            return status::FAILED;
-        }
-        Err(error) => {
-            say_error(&format!("{from}: {error}"));
-            return status::FAILED;
-        }
+    let Ok(text) = String::from_utf8(bytes) else {
+        bail!("{from}: not an OpenSSH public key: not UTF-8 text");
     };
     // A .pub file ends with one newline; anything else on more lines is refused by `parse`.
     let text = text.strip_suffix('\n').unwrap_or(&text);
-    let public_key = match pubkey::parse(text) {
-        Ok(key) => key,
-        Err(why) => {
-            say_error(&format!("{from}: not an OpenSSH public key: {why}"));
-            return status::FAILED;
-        }
-    };
-    let binary = match this_binary() {
-        Ok(binary) => binary,
-        Err(error) => {
-            say_error(&error);
-            return status::FAILED;
-        }
-    };
-    let config_arg = match given_config.map(std::path::absolute).transpose() {
-        Ok(config) => config,
-        Err(error) => {
-            say_error(&format!("cannot make the config path absolute: {error}"));
-            return status::FAILED;
-        }
-    };
+    let public_key = pubkey::parse(text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{from}: not an OpenSSH public key"))?;
+    let binary = this_binary()?;
+    let config_arg = given_config
+        .map(std::path::absolute)
+        .transpose()
+        .context("cannot make the config path absolute")?;
     let (Some(binary_text), Some(config_text)) = (
         binary.to_str(),
         match &config_arg {
@@ -230,8 +209,7 @@ fn run_keyline(
             None => Some(None),
         },
     ) else {
-        say_error("the binary or config path is not UTF-8; it cannot go into a forced command");
-        return status::FAILED;
+        bail!("the binary or config path is not UTF-8; it cannot go into a forced command");
     };
     let line = keyline::line(&keyline::Request {
         binary: binary_text,
@@ -239,18 +217,10 @@ fn run_keyline(
         config: config_text,
         pty,
         public_key: &public_key,
-    });
-    match line {
-        Ok(line) => {
-            advise(path, key_name, pty);
-            say(&line);
-            status::OK
-        }
-        Err(why) => {
-            say_error(&why);
-            status::FAILED
-        }
-    }
+    })?;
+    advise(path, key_name, pty);
+    say(&line);
+    Ok(Status::Ok)
 }
 
 /// Warnings that do not stop `keyline`: the line is still right, the config may be next.
@@ -292,28 +262,17 @@ fn advise(path: &Path, key_name: &str, pty: bool) {
 }
 
 /// This binary's canonical path, as a forced command should name it.
-fn this_binary() -> Result<PathBuf, String> {
+fn this_binary() -> Result<PathBuf> {
     std::env::current_exe()
         .and_then(std::fs::canonicalize)
-        .map_err(|e| format!("cannot find this program's own path: {e}"))
+        .context("cannot find this program's own path")
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    read_limited(file)
-}
-
-fn read_limited(reader: impl Read) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    reader
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
-        return Err(format!(
-            "larger than {} MiB; refused",
-            MAX_INPUT_BYTES / 1024 / 1024
-        ));
-    }
-    Ok(bytes)
+/// A file of the administrator's, read whole if it is not absurdly large.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", shown(path)))?;
+    config::read_bounded(file, MAX_INPUT_BYTES, 0)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| shown(path))
 }

@@ -130,11 +130,15 @@ impl Audit {
     }
 
     pub fn record(&self, record: &Record<'_>) {
+        self.send(record.severity(), record.message());
+    }
+
+    fn send(&self, severity: Severity, message: String) {
         let Some(socket) = &self.socket else { return };
         let mut datagram = Vec::new();
         if self
             .formatter
-            .format(&mut datagram, record.severity(), record.message())
+            .format(&mut datagram, severity, message)
             .is_ok()
         {
             if let Err(error) = socket.send(&datagram) {
@@ -145,6 +149,43 @@ impl Audit {
                 }
             }
         }
+    }
+}
+
+/// Diagnostics an administrator turns on with `--debug` (each virsh run, each decision),
+/// written through the `log` facade to the audit's syslog at debug level. Callers write
+/// what they have as it is; the whole line is escaped here, by the audit's own rule.
+struct DebugLog {
+    audit: Audit,
+}
+
+impl log::Log for DebugLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Debug
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let text = record.args().to_string();
+            let message = escape_truncated(text.as_bytes(), MAX_DEBUG_BYTES).replace("\\\\", "\\");
+            self.audit
+                .send(Severity::LOG_DEBUG, message.replace("\\\"", "\""));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// How much of one debug line is kept.
+const MAX_DEBUG_BYTES: usize = 2048;
+
+/// Sends `log::debug!` lines to the syslog socket at `path` from now on.
+pub fn enable_debug(path: &Path) {
+    let logger: &'static DebugLog = Box::leak(Box::new(DebugLog {
+        audit: Audit::connect(path),
+    }));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
     }
 }
 

@@ -1,9 +1,14 @@
-//! The administrator's command line: gateway mode, go-dromaius flags, admin subcommands.
+//! The administrator's command line, and what an invocation of dromaius is.
 //!
 //! Everything here comes from `authorized_keys`, `sshd_config` or a root shell, so it is
-//! trusted; nothing a user sends is parsed here. go-dromaius used Go's `flag` package, which
-//! takes `-cmd` as well as `--cmd`; those single-dash long flags are rewritten to their
-//! double-dash form before clap sees them, so old `authorized_keys` lines keep working.
+//! trusted; nothing a user sends is parsed here. [`parse`] turns an argument vector into an
+//! [`Invocation`]: the gateway (with its key, config path, go-dromaius binding) or an
+//! administrator's subcommand. The binary runs it, and `check --authorized-keys` asks the
+//! same function what each forced command would do, so the two cannot disagree.
+//!
+//! go-dromaius used Go's `flag` package, which takes `-cmd` as well as `--cmd`; those
+//! single-dash long flags are rewritten to their double-dash form before clap sees them,
+//! so old `authorized_keys` lines keep working.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -37,8 +42,93 @@ pub struct Cli {
     #[arg(long, value_name = "DOMAIN")]
     pub host: Option<String>,
 
+    /// Send each virsh run and each decision to syslog at debug level (for the administrator)
+    #[arg(long)]
+    pub debug: bool,
+
     #[command(subcommand)]
     pub admin: Option<AdminCommand>,
+}
+
+/// What one run of dromaius is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Gateway(GatewayArgs),
+    Admin {
+        /// `--config`, if given (each subcommand has its own default).
+        config: Option<PathBuf>,
+        command: AdminCommand,
+    },
+}
+
+/// The gateway, as the administrator's forced command set it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayArgs {
+    /// `--config`, or the default for the mode (go-dromaius: relative to the working
+    /// directory, as go-dromaius read it).
+    pub config: PathBuf,
+    /// `--key`; `None` means the Unix user running dromaius.
+    pub key: Option<String>,
+    /// go-dromaius `-host`: the one domain the session may act on.
+    pub bound: Option<String>,
+    /// go-dromaius `-cmd` other than `interactive`: the one request, which takes the place
+    /// of `SSH_ORIGINAL_COMMAND`.
+    pub command: Option<String>,
+    pub debug: bool,
+}
+
+/// Why an argument vector is not an invocation.
+#[derive(Debug)]
+pub enum ArgsError {
+    /// clap's own error (also `--help` and `--version`, which clap prints itself).
+    Clap(clap::Error),
+    /// Parsed, but the combination means nothing (`-cmd` without `-host`).
+    Meaningless(&'static str),
+}
+
+impl std::fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgsError::Clap(error) => {
+                let text = error.to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                f.write_str(first.trim_start_matches("error: "))
+            }
+            ArgsError::Meaningless(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Parses an argument vector (program name first) into an [`Invocation`].
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, ArgsError> {
+    let cli = Cli::try_parse_from(normalize_legacy_flags(args)).map_err(ArgsError::Clap)?;
+    invocation(cli)
+}
+
+/// What a parsed command line asks for.
+pub fn invocation(cli: Cli) -> Result<Invocation, ArgsError> {
+    if let Some(command) = cli.admin {
+        return Ok(Invocation::Admin {
+            config: cli.config,
+            command,
+        });
+    }
+    let legacy = cli.cmd.is_some() || cli.host.is_some();
+    if cli.cmd.is_some() && cli.host.is_none() {
+        return Err(ArgsError::Meaningless("-cmd needs -host DOMAIN"));
+    }
+    let default = if legacy {
+        crate::config::LEGACY_DEFAULT_PATH
+    } else {
+        crate::config::DEFAULT_PATH
+    };
+    Ok(Invocation::Gateway(GatewayArgs {
+        config: cli.config.unwrap_or_else(|| PathBuf::from(default)),
+        key: cli.key,
+        bound: cli.host,
+        command: cli.cmd.filter(|cmd| cmd != "interactive"),
+        debug: cli.debug,
+    }))
 }
 
 /// The end of `--help`: how the gateway is deployed and what its exit statuses mean.
@@ -60,7 +150,7 @@ keyline: 0 line printed, 1 input refused.
 See dromaius(1) for the config format.";
 
 /// Commands for the administrator at a root shell; never reachable through SSH_ORIGINAL_COMMAND.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum AdminCommand {
     /// Validate the config as the gateway would load it, and summarise it
     Check {
@@ -112,10 +202,6 @@ pub fn normalize_legacy_flags(args: impl IntoIterator<Item = OsString>) -> Vec<O
         .collect()
 }
 
-pub fn parse() -> Cli {
-    Cli::parse_from(normalize_legacy_flags(std::env::args_os()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +240,75 @@ mod tests {
         ));
         assert!(parse_words(&["dromaius", "--bogus"]).is_err());
         assert!(parse_words(&["dromaius", "-c"]).is_err());
+    }
+
+    fn gateway(words: &[&str]) -> Result<GatewayArgs, String> {
+        match parse(words.iter().map(OsString::from)) {
+            Ok(Invocation::Gateway(args)) => Ok(args),
+            Ok(other) => Err(format!("not the gateway: {other:?}")),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    #[test]
+    fn invocation_table() {
+        let args = |config: &str, key: Option<&str>, bound: Option<&str>, command: Option<&str>| {
+            Ok(GatewayArgs {
+                config: PathBuf::from(config),
+                key: key.map(str::to_owned),
+                bound: bound.map(str::to_owned),
+                command: command.map(str::to_owned),
+                debug: false,
+            })
+        };
+        let cases: &[(&[&str], Result<GatewayArgs, String>)] = &[
+            (&["d"], args(crate::config::DEFAULT_PATH, None, None, None)),
+            (
+                &["d", "--key", "alice"],
+                args(crate::config::DEFAULT_PATH, Some("alice"), None, None),
+            ),
+            (
+                &["d", "--config", "/c.json", "--key", "a"],
+                args("/c.json", Some("a"), None, None),
+            ),
+            (
+                &["d", "-cmd", "interactive", "-host", "h"],
+                args("dromaius.json", None, Some("h"), None),
+            ),
+            (
+                &["d", "-cmd", "start", "-host", "h"],
+                args("dromaius.json", None, Some("h"), Some("start")),
+            ),
+            (
+                &["d", "-host", "h"],
+                args("dromaius.json", None, Some("h"), None),
+            ),
+            (
+                &["d", "-host", "h", "-config", "/x"],
+                args("/x", None, Some("h"), None),
+            ),
+            (
+                &["d", "-host", "h", "--key", "k"],
+                args("dromaius.json", Some("k"), Some("h"), None),
+            ),
+            (
+                &["d", "-cmd", "start"],
+                Err("-cmd needs -host DOMAIN".into()),
+            ),
+        ];
+        for (words, expected) in cases {
+            assert_eq!(&gateway(words), expected, "{words:?}");
+        }
+        let debug = gateway(&["d", "--key", "a", "--debug"]).map(|g| g.debug);
+        assert_eq!(debug, Ok(true));
+        assert!(gateway(&["d", "--bogus"]).is_err());
+        assert!(matches!(
+            parse(["d", "check"].map(OsString::from)),
+            Ok(Invocation::Admin {
+                config: None,
+                command: AdminCommand::Check { .. }
+            })
+        ));
     }
 
     #[test]

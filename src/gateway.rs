@@ -1,443 +1,879 @@
-//! One request, start to finish: parse → judge → run → audit.
+//! One request, start to finish: judge → carry out → report → audit.
 //!
 //! [`Gateway::handle`] is the single path every request takes, whether it came from
 //! `SSH_ORIGINAL_COMMAND`, a piped line, the interactive prompt or a go-dromaius `-cmd`.
-//! This module owns the user-facing messages and exit statuses; parsing, deciding and
-//! running virsh are each delegated to the module that owns them.
+//! The judgement is the library's (`policy::judge_line`); libvirt is reached through the
+//! [`Libvirt`] interface; this module decides what each outcome means for the user: which
+//! words, which exit status, what `list`, `help` and completion may show.
 
-use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use crate::action::Action;
+use crate::action::{Action, ActionSet};
 use crate::audit::{self, Audit, Record};
-use crate::config::Config;
-use crate::escape::{escape, terminal_safe};
-use crate::policy::{Decision, DenyReason, Subject};
-use crate::request::{self, ParseError, Request, Verb};
-use crate::virsh::{self, Captured, RunError, Uuid, Virsh};
+use crate::config::{Config, Hypervisor};
+use crate::error::{self, Error, Status};
+use crate::escape::escape;
+use crate::hypervisor::{Fault, Libvirt, Target};
+use crate::output::say;
+use crate::policy::{self, Allowed, DenyReason, Judgement, Subject};
+use crate::request::{ParseError, Verb};
+use crate::session::{Handled, Line};
 
-/// Exit statuses, as in the contract.
-pub mod status {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const UNAVAILABLE: u8 = 69;
-    pub const DENIED: u8 = 77;
-    pub const CONFIG: u8 = 78;
-    pub const TIMED_OUT: u8 = 124;
-    pub const INTERRUPTED: u8 = 130;
-}
+/// How long Tab may wait for the listings it completes from: a Tab that waits a minute for
+/// a stuck libvirt is worse than no completion.
+const COMPLETION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What became of one request.
+/// Whether stdin and stdout are terminals: `console` needs one on stdin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handled {
-    pub status: u8,
-    /// `exit`/`quit`, or the client hung up: the session ends here.
-    pub end_session: bool,
+pub struct Terminal {
+    pub stdin: bool,
+    pub stdout: bool,
 }
 
-pub struct Gateway<'c> {
-    config: &'c Config,
-    subject: Subject<'c>,
-    virsh: Virsh,
-    audit: Audit,
+/// Who is asking, from where, and under which config.
+pub struct Gateway<'a> {
+    config: Config,
+    config_path: PathBuf,
+    key: String,
+    /// go-dromaius `-host`: the one domain this session may act on.
+    bound: Option<String>,
+    /// `SSH_CONNECTION`'s client address, for the audit.
     client: Option<String>,
+    libvirt: &'a dyn Libvirt,
+    audit: Audit,
+    terminal: Terminal,
 }
 
-impl<'c> Gateway<'c> {
-    pub fn new(config: &'c Config, subject: Subject<'c>, client: Option<String>) -> Gateway<'c> {
-        Gateway {
-            config,
-            virsh: Virsh::new(&config.virsh),
-            audit: Audit::connect(&config.syslog_socket),
-            subject,
-            client,
+/// What carrying out a request produced: text for stdout, and how it ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub shown: String,
+    pub result: Result<(), Error>,
+}
+
+impl Reply {
+    fn done(shown: String) -> Reply {
+        Reply {
+            shown,
+            result: Ok(()),
         }
     }
 
-    /// Handles one request line. `None` for a blank line, which asks for nothing.
-    pub fn handle(&self, line: &[u8]) -> Option<Handled> {
+    fn failed(error: Error) -> Reply {
+        Reply {
+            shown: String::new(),
+            result: Err(error),
+        }
+    }
+}
+
+impl From<Result<String, Error>> for Reply {
+    fn from(result: Result<String, Error>) -> Reply {
+        match result {
+            Ok(shown) => Reply::done(shown),
+            Err(error) => Reply::failed(error),
+        }
+    }
+}
+
+impl<'a> Gateway<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Config,
+        config_path: PathBuf,
+        key: String,
+        bound: Option<String>,
+        client: Option<String>,
+        libvirt: &'a dyn Libvirt,
+        terminal: Terminal,
+    ) -> Gateway<'a> {
+        Gateway {
+            audit: Audit::connect(&config.syslog_socket),
+            config,
+            config_path,
+            key,
+            bound,
+            client,
+            libvirt,
+            terminal,
+        }
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject::new(&self.config, &self.key, self.bound.as_deref())
+    }
+
+    /// Handles one line. `None` for a blank line, which asks for nothing.
+    pub fn handle(&self, line: &Line) -> Option<Handled> {
         // Until the record is sent, a hang-up must not end the process under us.
         let _in_hand = crate::sys::request_in_hand();
-        let request = match request::parse(line) {
-            Ok(None) => return None,
-            Ok(Some(request)) => request,
-            Err(error) => return Some(self.refuse_invalid(line, None, &error)),
+        let subject = self.subject();
+        let judgement = match line {
+            Line::Text(bytes) => policy::judge_line(&subject, bytes)?,
+            Line::TooLong(length) => Judgement::Invalid(ParseError::TooLong(*length)),
+            Line::NotUtf8 => Judgement::Invalid(ParseError::NotUtf8),
         };
-        let handled = match judge(&self.subject, &request) {
+        self.log_decision(&judgement);
+        let reply = self.carry_out(&subject, &judgement);
+        say(&reply.shown);
+        let status = match &reply.result {
+            Ok(()) => Status::Ok,
+            Err(error) => {
+                error::report(error);
+                error.status()
+            }
+        };
+        self.record(line, &judgement, status);
+        Some(Handled {
+            status,
+            end_session: judgement == Judgement::Session(Verb::Exit) || crate::sys::hung_up(),
+        })
+    }
+
+    /// Carries out what was judged. Runs nothing for a refusal.
+    pub fn carry_out(&self, subject: &Subject<'_>, judgement: &Judgement<'_>) -> Reply {
+        match judgement {
+            Judgement::Invalid(error) => Reply::failed(Error::Usage(format!(
+                "{error}; type \"help\" for the commands you may use"
+            ))),
+            Judgement::Denied { .. } => Reply::failed(Error::Denied),
+            Judgement::Session(Verb::Exit) => Reply::done(String::new()),
+            Judgement::Session(Verb::Help) => Reply::done(help_text(subject)),
+            Judgement::Session(_) => self.list(subject),
+            Judgement::Allowed(allowed) => self.act(allowed).into(),
+        }
+    }
+
+    fn act(&self, allowed: &Allowed<'_>) -> Result<String, Error> {
+        let Allowed { action, domain, .. } = allowed;
+        if action.is_interactive() && !self.terminal.stdin {
+            return Err(Error::Failed(
+                "console needs a terminal: connect with ssh -t (and the key needs the pty option)"
+                    .into(),
+            ));
+        }
+        let deadline = Instant::now() + self.config.timeout;
+        let at = self.hypervisor_of(allowed);
+        let explain = |fault| self.explain(fault, action.name(), domain);
+        let target = match self.libvirt.lookup(at, domain, deadline).map_err(explain)? {
+            Some(found) => Target {
+                name: domain,
+                uuid: found.uuid,
+            },
+            None => {
+                return Err(Error::Failed(format!(
+                    "no domain named \"{}\"",
+                    escape(domain)
+                )));
+            }
+        };
+        if action.is_interactive() {
+            self.libvirt.console(at, &target).map_err(explain)?;
+            return Ok(String::new());
+        }
+        self.libvirt
+            .act(at, *action, &target, deadline)
+            .map_err(explain)
+    }
+
+    /// The hypervisor an allowed action acts on.
+    fn hypervisor_of(&self, allowed: &Allowed<'_>) -> &Hypervisor {
+        let id = allowed
+            .hypervisors
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.config.connect[0]);
+        self.config.hypervisor(id)
+    }
+
+    /// What a fault means for the user, for `command` on `domain` (empty for `list`).
+    fn explain(&self, fault: Fault, command: &str, domain: &str) -> Error {
+        let what = if domain.is_empty() {
+            command.to_owned()
+        } else {
+            format!("{command} {}", escape(domain))
+        };
+        match fault {
+            Fault::CannotRun(why) => Error::Unavailable(why),
+            Fault::Unreachable(words) if words.is_empty() => {
+                Error::Unavailable(format!("{what}: libvirt could not be reached"))
+            }
+            Fault::Unreachable(words) => Error::Unavailable(words),
+            Fault::TimedOut => Error::TimedOut(format!(
+                "{what} took longer than {} s and was stopped",
+                self.config.timeout.as_secs()
+            )),
+            Fault::Interrupted => Error::Interrupted(format!("{command} interrupted")),
+            Fault::NotFound => Error::Failed(format!("no domain named \"{}\"", escape(domain))),
+            Fault::ConsoleBusy(words) => Error::Failed(format!(
+                "{words}\nthe console of {} is in use by another session",
+                escape(domain)
+            )),
+            Fault::Failed { words, status } if words.is_empty() => {
+                Error::Failed(format!("virsh {command} failed ({status})"))
+            }
+            Fault::Failed { words, .. } => Error::Failed(words),
+        }
+    }
+
+    /// `list`: every existing domain this key may act on, with its state, from one listing
+    /// per hypervisor. A hypervisor that fails is reported; the others are still listed.
+    fn list(&self, subject: &Subject<'_>) -> Reply {
+        let deadline = Instant::now() + self.config.timeout;
+        let mut rows: Vec<(String, &'static str)> = Vec::new();
+        let mut errors = Vec::new();
+        for id in subject.hypervisors() {
+            match self.libvirt.states(self.config.hypervisor(id), deadline) {
+                Ok(states) => rows.extend(
+                    states
+                        .into_iter()
+                        .filter(|(name, _)| subject.may_list(name, id)),
+                ),
+                Err(fault) => errors.push(self.explain(fault, "list", "")),
+            }
+        }
+        rows.sort();
+        Reply {
+            shown: list_text(&rows),
+            result: combined(errors),
+        }
+    }
+
+    /// The audit record of one request.
+    fn record(&self, line: &Line, judgement: &Judgement<'_>, status: Status) {
+        let raw: &[u8] = match line {
+            Line::Text(bytes) => bytes,
+            Line::TooLong(_) => b"(too long)",
+            Line::NotUtf8 => b"(not UTF-8)",
+        };
+        let invalid_reason;
+        let (command, domain, decision, reason): (&[u8], Option<&str>, _, _) = match judgement {
             Judgement::Invalid(error) => {
-                self.refuse_invalid(line, request.domain.as_deref(), &error)
-            }
-            Judgement::Deny(domain, reason) => {
-                self.refuse_denied(&request, domain.as_deref(), reason)
-            }
-            Judgement::Allow(verb, domain, connect, _) => {
-                let status = self.run(verb, domain.as_deref(), connect);
-                self.log(
-                    verb.name().as_bytes(),
-                    domain.as_deref(),
-                    audit::Decision::Allow,
-                    status,
+                invalid_reason = error.to_string();
+                (
+                    raw,
                     None,
-                );
-                Handled {
-                    status,
-                    end_session: verb == Verb::Exit || crate::sys::hung_up(),
-                }
+                    audit::Decision::Invalid,
+                    Some(invalid_reason.as_str()),
+                )
             }
+            Judgement::Denied {
+                verb,
+                domain,
+                reason,
+            } => (
+                verb.name().as_bytes(),
+                domain.as_deref(),
+                audit::Decision::Deny,
+                Some(deny_reason(*reason)),
+            ),
+            Judgement::Session(verb) => {
+                (verb.name().as_bytes(), None, audit::Decision::Allow, None)
+            }
+            Judgement::Allowed(allowed) => (
+                allowed.action.name().as_bytes(),
+                Some(allowed.domain.as_str()),
+                audit::Decision::Allow,
+                None,
+            ),
         };
-        Some(handled)
-    }
-
-    fn refuse_invalid(&self, line: &[u8], domain: Option<&str>, error: &ParseError) -> Handled {
-        say_error(&format!(
-            "{error}; type \"help\" for the commands you may use"
-        ));
-        self.log(
-            line,
-            domain,
-            audit::Decision::Invalid,
-            status::USAGE,
-            Some(&error.to_string()),
-        );
-        Handled {
-            status: status::USAGE,
-            end_session: crate::sys::hung_up(),
-        }
-    }
-
-    fn refuse_denied(
-        &self,
-        request: &Request,
-        domain: Option<&str>,
-        reason: DenyReason,
-    ) -> Handled {
-        // The same words for every denial: whether the domain exists, whether the key is
-        // known, is not the user's to learn.
-        say_error("permission denied");
-        let reason = match reason {
-            DenyReason::UnknownKey => "key not in config",
-            DenyReason::OutsideBoundDomain => "outside the session's bound domain",
-            DenyReason::NoMatchingGrant => "no grant matches",
-        };
-        let command = request.verb.name().as_bytes();
-        self.log(
-            command,
-            domain,
-            audit::Decision::Deny,
-            status::DENIED,
-            Some(reason),
-        );
-        Handled {
-            status: status::DENIED,
-            end_session: crate::sys::hung_up(),
-        }
-    }
-
-    fn log(
-        &self,
-        command: &[u8],
-        domain: Option<&str>,
-        decision: audit::Decision,
-        outcome: u8,
-        reason: Option<&str>,
-    ) {
         self.audit.record(&Record {
-            key: self.subject.key(),
+            key: &self.key,
             client: self.client.as_deref(),
             command,
             domain,
             decision,
-            outcome,
+            outcome: status.code(),
             reason,
         });
     }
 
-    /// Carries out an allowed request and returns its exit status.
-    fn run(&self, verb: Verb, domain: Option<&str>, connect: &str) -> u8 {
-        match (verb, domain) {
-            (Verb::Exit, _) => status::OK,
-            (Verb::Help, _) => {
-                say(&self.help_text());
-                status::OK
-            }
-            (Verb::List, _) => self.list(),
-            (Verb::Act(action), Some(domain)) => self.act(action, domain, connect),
-            (Verb::Act(action), None) => {
-                say_error(&ParseError::MissingDomain(action).to_string());
-                status::USAGE
-            }
+    /// For the administrator's `--debug`: each decision, with the grant that took it. (The
+    /// debug log escapes the whole line.)
+    fn log_decision(&self, judgement: &Judgement<'_>) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
         }
-    }
-
-    fn act(&self, action: Action, domain: &str, connect: &str) -> u8 {
-        if action.is_interactive() && !std::io::stdin().is_terminal() {
-            say_error(
-                "console needs a terminal: connect with ssh -t (and the key needs the pty option)",
-            );
-            return status::FAILED;
-        }
-        let deadline = virsh::deadline_after(self.config.timeout);
-        let listing = match self.virsh.run(&virsh::uuid_listing_argv(connect), deadline) {
-            Ok(captured) if captured.success() => virsh::parse_uuid_listing(&captured.stdout),
-            other => return self.failure(other, action.name(), domain, None),
-        };
-        let Some(uuid) = virsh::find_uuid(&listing, domain) else {
-            say_error(&format!("no domain named \"{}\"", escape(domain)));
-            return status::FAILED;
-        };
-        let argv = virsh::action_argv(connect, action, uuid);
-        let result = if action.is_interactive() {
-            self.virsh.run_attached(&argv)
-        } else {
-            self.virsh.run(&argv, deadline)
-        };
-        match result {
-            Ok(captured) if captured.success() => {
-                say(&name_for_uuid(&captured.stdout, uuid, domain));
-                status::OK
-            }
-            other => self.failure(other, action.name(), domain, Some(uuid)),
-        }
-    }
-
-    /// Reports a virsh run that did not succeed and returns the status for it.
-    fn failure(
-        &self,
-        result: Result<Captured, RunError>,
-        command: &str,
-        domain: &str,
-        uuid: Option<&Uuid>,
-    ) -> u8 {
-        match result {
-            Err(RunError::CannotRun(error)) => {
-                say_error(&format!(
-                    "cannot run {}: {error}",
-                    escape(&self.virsh.path().to_string_lossy())
-                ));
-                status::UNAVAILABLE
-            }
-            Err(RunError::TimedOut) => {
-                say_error(&format!(
-                    "{command} {} took longer than {} s and was stopped",
-                    escape(domain),
-                    self.config.timeout.as_secs()
-                ));
-                status::TIMED_OUT
-            }
-            Err(RunError::Interrupted) => {
-                say_error(&format!("{command} interrupted"));
-                status::INTERRUPTED
-            }
-            Ok(captured) => {
-                let stderr = match uuid {
-                    Some(uuid) => name_for_uuid(&captured.stderr, uuid, domain),
-                    None => terminal_safe(&captured.stderr),
+        let key = &self.key;
+        match judgement {
+            Judgement::Allowed(allowed) => {
+                let by = match allowed.grant.and_then(|index| {
+                    let grant = self.config.keys.get(&self.key)?.get(index)?;
+                    Some((index, grant.line))
+                }) {
+                    Some((index, line)) => format!(
+                        "grant #{} ({}:{line})",
+                        index + 1,
+                        self.config_path.to_string_lossy()
+                    ),
+                    None => "AllowedHosts".into(),
                 };
-                let mut shown = false;
-                for line in stderr.lines().filter(|l| !is_noise(l)) {
-                    say_error(line);
-                    shown = true;
-                }
-                if virsh::is_unreachable(&captured.stderr) {
-                    return status::UNAVAILABLE;
-                }
-                if captured.stderr.contains("Active console session exists") {
-                    say_error(&format!(
-                        "the console of {} is in use by another session",
-                        escape(domain)
-                    ));
-                } else if !shown {
-                    say_error(&format!("virsh {command} failed ({})", captured.status));
-                }
-                status::FAILED
+                log::debug!(
+                    "key {key}: {} on {} allowed by {by}",
+                    allowed.action.name(),
+                    allowed.domain
+                );
             }
+            Judgement::Denied {
+                verb,
+                domain,
+                reason,
+            } => log::debug!(
+                "key {key}: {} on {} denied: {}",
+                verb.name(),
+                domain.as_deref().unwrap_or("-"),
+                deny_reason(*reason)
+            ),
+            Judgement::Session(verb) => log::debug!("key {key}: {} allowed", verb.name()),
+            Judgement::Invalid(error) => log::debug!("key {key}: invalid request: {error}"),
         }
     }
 
-    fn list(&self) -> u8 {
-        let deadline = virsh::deadline_after(self.config.timeout);
-        let mut rows: Vec<(String, &'static str)> = Vec::new();
-        let mut result = status::OK;
-        for connect in self.subject.connects() {
-            match self.virsh.run(&virsh::states_argv(connect), deadline) {
-                Ok(captured) if captured.success() => rows.extend(
-                    virsh::parse_states(&captured.stdout)
-                        .into_iter()
-                        .filter(|(name, _)| self.subject.may_list(name, connect)),
-                ),
-                other => result = self.failure(other, "list", "", None),
-            }
-        }
-        rows.sort();
-        let width = rows
-            .iter()
-            .map(|(name, _)| escape(name).len())
-            .max()
-            .unwrap_or(0);
-        let mut text = String::new();
-        for (name, state) in rows {
-            text.push_str(&format!("{:width$}  {state}\n", escape(&name)));
-        }
-        say(&text);
-        result
-    }
-
-    /// `help`: only the commands this key can use somewhere.
-    pub fn help_text(&self) -> String {
-        let optional = self.subject.implied_domain().is_some();
-        let domain = if optional { "[DOMAIN]" } else { "DOMAIN" };
-        let usable = self.subject.usable_actions();
-        let mut text = String::from("Commands:\n");
-        if usable.is_empty() {
-            text.push_str("  (no command on any domain is granted to this key)\n");
-        }
-        for action in usable.iter() {
-            text.push_str(&format!(
-                "  {:<18}{}\n",
-                format!("{} {domain}", action.name()),
-                action.summary()
-            ));
-        }
-        text.push_str(&format!(
-            "  {:<18}{}\n",
-            "list", "the domains you may use, with their state"
-        ));
-        text.push_str(&format!("  {:<18}{}\n", "help", "this text"));
-        text.push_str(&format!("  {:<18}{}\n", "exit, quit", "end the session"));
-        text
-    }
-}
-
-/// What the gateway decides for a parsed request, before anything runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Judgement<'c> {
-    /// Run it: the verb, the domain (the one typed or the implied one), the libvirt URI,
-    /// and which of the key's grants allowed it (`None`: no grant is needed, or `AllowedHosts`).
-    Allow(Verb, Option<String>, &'c str, Option<usize>),
-    Deny(Option<String>, DenyReason),
-    Invalid(ParseError),
-}
-
-/// Decides a parsed request for `subject`; no effects. `explain` asks the same question.
-pub fn judge<'c>(subject: &Subject<'c>, request: &Request) -> Judgement<'c> {
-    let verb = request.verb;
-    if verb == Verb::Exit {
-        return Judgement::Allow(verb, None, "", None);
-    }
-    if !subject.is_known() {
-        return Judgement::Deny(request.domain.clone(), DenyReason::UnknownKey);
-    }
-    let Verb::Act(action) = verb else {
-        return Judgement::Allow(verb, None, "", None);
-    };
-    let Some(domain) = request.domain.clone().or_else(|| subject.implied_domain()) else {
-        return Judgement::Invalid(ParseError::MissingDomain(action));
-    };
-    match subject.decide(action, &domain) {
-        Decision::Allow { connect, grant } => Judgement::Allow(verb, Some(domain), connect, grant),
-        Decision::Deny(reason) => Judgement::Deny(Some(domain), reason),
-    }
-}
-
-/// virsh names the domain by the UUID it was given; show the user the name they know.
-fn name_for_uuid(text: &str, uuid: &Uuid, name: &str) -> String {
-    terminal_safe(&text.replace(uuid.as_str(), name))
-}
-
-/// Lines of virsh output that say nothing to the user.
-fn is_noise(line: &str) -> bool {
-    line.trim().is_empty() || line.starts_with("Authorization not available")
-}
-
-/// Writes to stdout, trailing blank lines trimmed. A closed stdout (`... | head -1`) is not
-/// an error of the request's.
-pub fn say(text: &str) {
-    let text = text.trim_end_matches(['\n', ' ']);
-    if text.is_empty() {
-        return;
-    }
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
-}
-
-/// Writes one `dromaius: ` line to stderr. Callers escape what the user sent.
-pub fn say_error(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "dromaius: {text}");
-}
-
-impl Gateway<'_> {
-    /// A line too long to be a request, of which only the length was kept.
-    pub fn handle_too_long(&self, length: usize) -> Option<Handled> {
-        let _in_hand = crate::sys::request_in_hand();
-        let error = ParseError::TooLong(length);
-        Some(self.refuse_invalid(b"(too long)", None, &error))
-    }
-}
-
-/// What the interactive prompt asks of the gateway besides requests: the name it shows and
-/// what Tab offers. Completion is not a request (it is not audited and runs nothing but a
-/// read-only listing), so it offers only what this key could use anyway: never a command
-/// outside its grants, never a domain it may not run that command on.
-impl Gateway<'_> {
     /// Who the prompt names: the short name of the bound `-host` (up to its first dot, as
     /// go-dromaius did), otherwise the key.
     pub fn session_name(&self) -> String {
-        match self.subject.bound() {
+        match &self.bound {
             Some(host) => host
                 .split('.')
                 .next()
                 .filter(|short| !short.is_empty())
                 .unwrap_or(host)
                 .to_owned(),
-            None => self.subject.key().to_owned(),
+            None => self.key.clone(),
         }
     }
+}
 
-    /// The command words this key may use on some domain, then the session words it may use.
-    pub fn command_words(&self) -> Vec<&'static str> {
-        let mut words: Vec<&'static str> = self
-            .subject
-            .usable_actions()
-            .iter()
-            .map(Action::name)
-            .collect();
-        if self.subject.is_known() {
+/// Completion is not a request (it is not audited and runs nothing but a read-only
+/// listing), so it offers only what this key could use anyway: never a command outside its
+/// grants, never a domain it may not run that command on.
+impl crate::prompt::Completions for Gateway<'_> {
+    fn commands(&self) -> Vec<&'static str> {
+        let subject = self.subject();
+        let mut words: Vec<&'static str> =
+            subject.usable_actions().iter().map(Action::name).collect();
+        if subject.is_known() {
             words.extend(["list", "help"]);
         }
         words.extend(["exit", "quit"]);
         words
     }
 
-    /// The existing domains this key may run `action` on, sorted: one read-only listing per
-    /// connect URI, each name kept only if the grant that allows it looks it up on that URI.
-    /// Anything that goes wrong offers nothing rather than an error.
-    pub fn completable_domains(&self, action: Action) -> Vec<String> {
-        if !self.subject.usable_actions().contains(action) || crate::sys::hung_up() {
+    fn domains(&self, action: Action) -> Vec<String> {
+        let subject = self.subject();
+        if !subject.usable_actions().contains(action) || crate::sys::hung_up() {
             return Vec::new();
         }
-        // A Tab that waits a minute for a stuck libvirt is worse than no completion.
-        let deadline = virsh::deadline_after(self.config.timeout.min(COMPLETION_TIMEOUT));
-        let mut names = Vec::new();
-        for connect in self.subject.connects() {
-            let listing = match self.virsh.run(&virsh::uuid_listing_argv(connect), deadline) {
-                Ok(captured) if captured.success() => virsh::parse_uuid_listing(&captured.stdout),
-                _ => continue,
+        let deadline = Instant::now() + self.config.timeout.min(COMPLETION_TIMEOUT);
+        let only: ActionSet = [action].into_iter().collect();
+        let mut names: Vec<String> = Vec::new();
+        for id in subject.hypervisors() {
+            let Ok(states) = self.libvirt.states(self.config.hypervisor(id), deadline) else {
+                continue;
             };
-            names.extend(listing.into_iter().map(|(_, name)| name).filter(|name| {
-                matches!(self.subject.decide(action, name),
-                    Decision::Allow { connect: granted, .. } if granted == connect)
-            }));
+            names.extend(
+                states
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .filter(|name| subject.may_use_on(name, id, only)),
+            );
         }
         names.sort();
         names.dedup();
         names
     }
+}
 
-    /// A line from the terminal that was not valid UTF-8 (the prompt cannot keep its bytes).
-    pub fn handle_not_utf8(&self) -> Option<Handled> {
-        Some(self.refuse_invalid(b"(not UTF-8)", None, &ParseError::NotUtf8))
+/// One error for several (one per hypervisor that failed): the last one's status, every
+/// one's words.
+fn combined(errors: Vec<Error>) -> Result<(), Error> {
+    let Some(last) = errors.last() else {
+        return Ok(());
+    };
+    if errors.len() == 1 {
+        return Err(last.clone());
+    }
+    let text: Vec<String> = errors.iter().map(Error::to_string).collect();
+    let text = text.join("\n");
+    Err(match last {
+        Error::Unavailable(_) => Error::Unavailable(text),
+        Error::TimedOut(_) => Error::TimedOut(text),
+        Error::Interrupted(_) => Error::Interrupted(text),
+        Error::Config(_) => Error::Config(text),
+        Error::Usage(_) => Error::Usage(text),
+        Error::Denied => Error::Denied,
+        Error::Failed(_) => Error::Failed(text),
+    })
+}
+
+/// What the audit says a denial was for (the administrator's eyes only).
+fn deny_reason(reason: DenyReason) -> &'static str {
+    match reason {
+        DenyReason::UnknownKey => "key not in config",
+        DenyReason::OutsideBoundDomain => "outside the session's bound domain",
+        DenyReason::NoMatchingGrant => "no grant matches",
     }
 }
 
-/// How long Tab may wait for the listings it completes from.
-const COMPLETION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// `help`: only the commands this key can use somewhere.
+pub fn help_text(subject: &Subject<'_>) -> String {
+    let optional = subject.implied_domain().is_some();
+    let domain = if optional { "[DOMAIN]" } else { "DOMAIN" };
+    let usable = subject.usable_actions();
+    let mut text = String::from("Commands:\n");
+    if usable.is_empty() {
+        text.push_str("  (no command on any domain is granted to this key)\n");
+    }
+    for action in usable.iter() {
+        text.push_str(&format!(
+            "  {:<18}{}\n",
+            format!("{} {domain}", action.name()),
+            action.summary()
+        ));
+    }
+    text.push_str(&format!(
+        "  {:<18}{}\n",
+        "list", "the domains you may use, with their state"
+    ));
+    text.push_str(&format!("  {:<18}{}\n", "help", "this text"));
+    text.push_str(&format!("  {:<18}{}\n", "exit, quit", "end the session"));
+    text
+}
+
+/// `list`'s table: names (escaped) in a column as wide as the widest, then the state.
+pub fn list_text(rows: &[(String, &'static str)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(name, _)| escape(name).len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for (name, state) in rows {
+        text.push_str(&format!("{:width$}  {state}\n", escape(name)));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypervisor::{Found, Uuid};
+    use crate::prompt::Completions;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"{
+      "connect": "test:///one",
+      "timeout_secs": 7,
+      "syslog_socket": "/nonexistent/dromaius-test.sock",
+      "keys": {
+        "alice": [
+          { "domains": ["alice-*"], "commands": ["start", "status", "console"] },
+          { "domains": ["lab-?"], "connect": "test:///two" }
+        ],
+        "solo": [ { "domains": ["only"] } ],
+        "none": []
+      }
+    }"#;
+
+    /// A fake libvirt: domains per URI, faults per URI, and every call it was asked.
+    #[derive(Default)]
+    struct Fake {
+        domains: HashMap<String, Vec<(String, &'static str)>>,
+        faults: HashMap<String, Fault>,
+        /// The answer to every `act` and `console`, if not the default success.
+        act_fault: Option<Fault>,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Fake {
+        fn with(uri: &str, domains: &[(&str, &'static str)]) -> Fake {
+            let mut fake = Fake::default();
+            fake.domains.insert(
+                uri.into(),
+                domains.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect(),
+            );
+            fake
+        }
+
+        fn add(mut self, uri: &str, domains: &[(&str, &'static str)]) -> Fake {
+            self.domains.insert(
+                uri.into(),
+                domains.iter().map(|(n, s)| ((*n).to_owned(), *s)).collect(),
+            );
+            self
+        }
+
+        fn uuid_of(name: &str) -> Uuid {
+            let sum: u32 = name.bytes().map(u32::from).sum();
+            Uuid::parse(&format!("00000000-0000-0000-0000-{sum:012x}")).unwrap()
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+
+        fn fault(&self, uri: &str) -> Result<(), Fault> {
+            match self.faults.get(uri) {
+                Some(fault) => Err(fault.clone()),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl Libvirt for Fake {
+        fn lookup(&self, at: &Hypervisor, name: &str, _: Instant) -> Result<Option<Found>, Fault> {
+            self.calls
+                .borrow_mut()
+                .push(format!("lookup {} {name}", at.uri));
+            self.fault(&at.uri)?;
+            Ok(self
+                .domains
+                .get(&at.uri)
+                .and_then(|d| d.iter().find(|(n, _)| n == name))
+                .map(|(n, state)| Found {
+                    uuid: Some(Fake::uuid_of(n)),
+                    active: *state != "shut off",
+                }))
+        }
+
+        fn act(
+            &self,
+            at: &Hypervisor,
+            action: Action,
+            target: &Target<'_>,
+            _: Instant,
+        ) -> Result<String, Fault> {
+            self.calls
+                .borrow_mut()
+                .push(format!("{} {} {}", action.name(), at.uri, target.name));
+            if let Some(fault) = &self.act_fault {
+                return Err(fault.clone());
+            }
+            Ok(format!("did {} on {}", action.name(), target.name))
+        }
+
+        fn console(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault> {
+            self.calls
+                .borrow_mut()
+                .push(format!("console {} {}", at.uri, target.name));
+            match &self.act_fault {
+                Some(fault) => Err(fault.clone()),
+                None => Ok(()),
+            }
+        }
+
+        fn states(
+            &self,
+            at: &Hypervisor,
+            _: Instant,
+        ) -> Result<Vec<(String, &'static str)>, Fault> {
+            self.calls.borrow_mut().push(format!("states {}", at.uri));
+            self.fault(&at.uri)?;
+            Ok(self.domains.get(&at.uri).cloned().unwrap_or_default())
+        }
+    }
+
+    fn gateway<'a>(fake: &'a Fake, key: &str, terminal: bool) -> Gateway<'a> {
+        let config = crate::config::parse(CONFIG, Path::new("t.json")).unwrap();
+        Gateway::new(
+            config,
+            PathBuf::from("t.json"),
+            key.into(),
+            None,
+            None,
+            fake,
+            Terminal {
+                stdin: terminal,
+                stdout: terminal,
+            },
+        )
+    }
+
+    fn ask(gateway: &Gateway<'_>, line: &str) -> Reply {
+        let subject = gateway.subject();
+        let judgement = policy::judge_line(&subject, line.as_bytes()).unwrap();
+        gateway.carry_out(&subject, &judgement)
+    }
+
+    fn failed(error: Error) -> Reply {
+        Reply::failed(error)
+    }
+
+    #[test]
+    fn an_allowed_action_looks_the_domain_up_and_acts_on_it() {
+        let fake = Fake::with("test:///one", &[("alice-web", "shut off")]);
+        let alice = gateway(&fake, "alice", false);
+        assert_eq!(
+            ask(&alice, "start alice-web"),
+            Reply::done("did start on alice-web".into())
+        );
+        assert_eq!(
+            fake.calls(),
+            [
+                "lookup test:///one alice-web",
+                "start test:///one alice-web"
+            ]
+        );
+        // A grant's own connect is where its domains are looked up.
+        let fake = Fake::with("test:///two", &[("lab-1", "running")]);
+        let alice = gateway(&fake, "alice", false);
+        assert_eq!(ask(&alice, "destroy lab-1").result, Ok(()));
+        assert_eq!(
+            fake.calls(),
+            ["lookup test:///two lab-1", "destroy test:///two lab-1"]
+        );
+    }
+
+    #[test]
+    fn refusals_run_nothing_and_say_the_same_whether_the_domain_exists() {
+        let fake = Fake::with("test:///one", &[("bob-web", "running")]);
+        let alice = gateway(&fake, "alice", false);
+        for line in [
+            "destroy alice-web",
+            "start bob-web",
+            "start no-such",
+            "status lab-1x",
+        ] {
+            assert_eq!(ask(&alice, line), failed(Error::Denied), "{line}");
+        }
+        let stranger = gateway(&fake, "mallory", false);
+        for line in ["status bob-web", "list", "help"] {
+            assert_eq!(ask(&stranger, line), failed(Error::Denied), "{line}");
+        }
+        assert_eq!(ask(&stranger, "exit"), Reply::done(String::new()));
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    }
+
+    #[test]
+    fn each_fault_has_its_words_and_status() {
+        let cases: Vec<(Fault, Error)> = vec![
+            (
+                Fault::CannotRun("cannot run /usr/bin/virsh: No such file".into()),
+                Error::Unavailable("cannot run /usr/bin/virsh: No such file".into()),
+            ),
+            (
+                Fault::Unreachable("error: failed to connect to the hypervisor".into()),
+                Error::Unavailable("error: failed to connect to the hypervisor".into()),
+            ),
+            (
+                Fault::Unreachable(String::new()),
+                Error::Unavailable("start alice-web: libvirt could not be reached".into()),
+            ),
+            (
+                Fault::TimedOut,
+                Error::TimedOut("start alice-web took longer than 7 s and was stopped".into()),
+            ),
+            (
+                Fault::Interrupted,
+                Error::Interrupted("start interrupted".into()),
+            ),
+            (
+                Fault::NotFound,
+                Error::Failed("no domain named \"alice-web\"".into()),
+            ),
+            (
+                Fault::Failed {
+                    words: "error: Domain is already active".into(),
+                    status: "exit status: 1".into(),
+                },
+                Error::Failed("error: Domain is already active".into()),
+            ),
+            (
+                Fault::Failed {
+                    words: String::new(),
+                    status: "exit status: 3".into(),
+                },
+                Error::Failed("virsh start failed (exit status: 3)".into()),
+            ),
+        ];
+        for (fault, expected) in cases {
+            let mut fake = Fake::with("test:///one", &[("alice-web", "shut off")]);
+            fake.act_fault = Some(fault.clone());
+            let alice = gateway(&fake, "alice", false);
+            assert_eq!(
+                ask(&alice, "start alice-web"),
+                failed(expected.clone()),
+                "{fault:?}"
+            );
+            // The same fault in the lookup means the same to the user.
+            let mut fake = Fake::with("test:///one", &[("alice-web", "shut off")]);
+            fake.faults.insert("test:///one".into(), fault.clone());
+            let alice = gateway(&fake, "alice", false);
+            assert_eq!(
+                ask(&alice, "start alice-web"),
+                failed(expected),
+                "{fault:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_domain_is_named_and_nothing_acts() {
+        let fake = Fake::with("test:///one", &[("alice-db", "running")]);
+        let alice = gateway(&fake, "alice", false);
+        assert_eq!(
+            ask(&alice, "start alice-web"),
+            failed(Error::Failed("no domain named \"alice-web\"".into()))
+        );
+        assert_eq!(fake.calls(), ["lookup test:///one alice-web"]);
+        let hostile = ask(&alice, "status alice-\"q\"\u{e9}");
+        assert_eq!(
+            hostile,
+            failed(Error::Failed(
+                "no domain named \"alice-\\\"q\\\"\\xc3\\xa9\"".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_console_needs_a_terminal_and_a_free_console() {
+        let fake = Fake::with("test:///one", &[("alice-web", "running")]);
+        let piped = gateway(&fake, "alice", false);
+        assert_eq!(
+            ask(&piped, "console alice-web"),
+            failed(Error::Failed(
+                "console needs a terminal: connect with ssh -t (and the key needs the pty option)"
+                    .into()
+            ))
+        );
+        assert!(fake.calls().is_empty());
+        let at_terminal = gateway(&fake, "alice", true);
+        assert_eq!(
+            ask(&at_terminal, "console alice-web"),
+            Reply::done(String::new())
+        );
+        let mut busy = Fake::with("test:///one", &[("alice-web", "running")]);
+        busy.act_fault = Some(Fault::ConsoleBusy(
+            "error: operation failed: Active console session exists for this domain".into(),
+        ));
+        let at_terminal = gateway(&busy, "alice", true);
+        assert_eq!(
+            ask(&at_terminal, "console alice-web"),
+            failed(Error::Failed(
+                "error: operation failed: Active console session exists for this domain\n\
+                 the console of alice-web is in use by another session"
+                    .into()
+            ))
+        );
+    }
+
+    #[test]
+    fn list_shows_only_granted_domains_of_each_hypervisor() {
+        let fake = Fake::with(
+            "test:///one",
+            &[
+                ("alice-web", "running"),
+                ("bob-web", "running"),
+                ("lab-1", "shut off"),
+                ("alice-db", "shut off"),
+            ],
+        )
+        .add(
+            "test:///two",
+            &[
+                ("lab-1", "paused"),
+                ("alice-x", "running"),
+                ("lab-22", "running"),
+            ],
+        );
+        let alice = gateway(&fake, "alice", false);
+        assert_eq!(
+            ask(&alice, "list"),
+            Reply::done(
+                "alice-db  shut off\nalice-web  running\nlab-1      paused\n"
+                    .replace("alice-db  ", "alice-db   ")
+            )
+        );
+        assert_eq!(fake.calls(), ["states test:///one", "states test:///two"]);
+    }
+
+    #[test]
+    fn list_names_a_failing_hypervisor_and_lists_the_others() {
+        let mut fake = Fake::with("test:///one", &[("alice-web", "running")])
+            .add("test:///two", &[("lab-1", "paused")]);
+        fake.faults.insert("test:///two".into(), Fault::TimedOut);
+        let alice = gateway(&fake, "alice", false);
+        assert_eq!(
+            ask(&alice, "list"),
+            Reply {
+                shown: "alice-web  running\n".into(),
+                result: Err(Error::TimedOut(
+                    "list took longer than 7 s and was stopped".into()
+                )),
+            }
+        );
+    }
+
+    #[test]
+    fn help_and_completion_offer_only_what_the_key_may_use() {
+        let fake = Fake::with(
+            "test:///one",
+            &[
+                ("alice-web", "running"),
+                ("bob-web", "running"),
+                ("lab-1", "running"),
+            ],
+        )
+        .add(
+            "test:///two",
+            &[("lab-1", "running"), ("lab-2", "shut off")],
+        );
+        let alice = gateway(&fake, "alice", false);
+        let help = ask(&alice, "help").shown;
+        assert!(help.contains("start DOMAIN"), "{help}");
+        assert!(help.contains("destroy DOMAIN"), "{help}");
+        assert_eq!(
+            alice.domains(Action::Start),
+            ["alice-web", "lab-1", "lab-2"]
+        );
+        assert_eq!(alice.domains(Action::Destroy), ["lab-1", "lab-2"]);
+        assert_eq!(alice.commands().len(), 11);
+        let solo = gateway(&fake, "solo", false);
+        let help = ask(&solo, "help").shown;
+        assert!(help.contains("start [DOMAIN]"), "{help}");
+        assert_eq!(solo.domains(Action::Start), [] as [&str; 0]);
+        let none = gateway(&fake, "none", false);
+        assert!(
+            ask(&none, "help")
+                .shown
+                .contains("(no command on any domain")
+        );
+        assert_eq!(none.commands(), ["list", "help", "exit", "quit"]);
+        assert!(none.domains(Action::Status).is_empty());
+        let stranger = gateway(&fake, "mallory", false);
+        assert_eq!(stranger.commands(), ["exit", "quit"]);
+        assert!(stranger.domains(Action::Start).is_empty());
+    }
+
+    #[test]
+    fn an_implied_domain_and_invalid_requests() {
+        let fake = Fake::with("test:///one", &[("only", "running")]);
+        let solo = gateway(&fake, "solo", false);
+        assert_eq!(ask(&solo, "reset"), Reply::done("did reset on only".into()));
+        let alice = gateway(&fake, "alice", false);
+        assert_eq!(
+            ask(&alice, "start"),
+            failed(Error::Usage(
+                "start needs a domain; type \"help\" for the commands you may use".into()
+            ))
+        );
+        assert_eq!(
+            ask(&alice, "define x"),
+            failed(Error::Usage(
+                "unknown command \"define\"; type \"help\" for the commands you may use".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn list_text_aligns_escaped_names() {
+        assert_eq!(
+            list_text(&[("a".into(), "running"), ("b\u{1b}".into(), "shut off")]),
+            "a      running\nb\\x1b  shut off\n"
+        );
+        assert_eq!(list_text(&[]), "");
+    }
+}

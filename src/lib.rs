@@ -1,16 +1,20 @@
-//! dromaius's pure core, as a library: the config loader (with its permission check), the
-//! request grammar, the policy and the one escaping rule.
+//! dromaius's core, as a library: everything it decides, nothing it does.
 //!
-//! These modules decide everything and do nothing: no virsh, no syslog, no signals (those
-//! stay in the binary, `main.rs`). They are a library so that the fuzz targets in `fuzz/`
-//! and the property tests can drive them directly; the binary uses them from here too, so
-//! there is exactly one copy of each rule.
+//! The command line ([`cli`]: what an invocation is), the config loader with its
+//! permission check ([`config`], [`trust`]), the request grammar ([`request`]), the policy
+//! and the judgement of a request ([`policy`]), the rule for handing a domain name to
+//! virsh ([`lookup`]) and the one escaping rule ([`escape`]). No virsh, no syslog, no
+//! signals: those stay in the binary (`main.rs`), which carries these decisions out. They
+//! are a library so that the binary, the administrator's subcommands, the fuzz targets and
+//! the tests all use the one copy of each rule.
 
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod cli;
 pub mod config;
 pub mod escape;
+pub mod lookup;
 pub mod policy;
 pub mod request;
 pub mod trust;

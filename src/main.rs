@@ -1,71 +1,67 @@
 //! dromaius: an SSH forced command that gives each key power over its own libvirt domains.
 //!
-//! `main` only wires the modules together. One request walks a straight line:
-//! `cli` → `config` → `request` → `policy` → `virsh` → `audit`, driven by `gateway`
-//! (one request) and `session` (where requests come from).
+//! `main` only wires the modules together: the library decides (`cli` says what this
+//! invocation is, `config` what the administrator allows, `policy` what each request may
+//! do), the binary carries it out. One request walks a straight line:
+//! `cli` → `config` → `request` → `policy` → `virsh` → `audit`, driven by `gateway` (one
+//! request) and `session` (where requests come from, `prompt` at a terminal).
 
 #![forbid(unsafe_code)]
 
 mod admin;
 mod audit;
-mod cli;
+mod error;
 mod gateway;
+mod hypervisor;
 mod manpage;
+mod output;
 mod prompt;
 mod session;
 mod sys;
 mod virsh;
 
-// The pure core lives in the library (src/lib.rs) so that fuzz targets can reach it; these
-// names keep every `crate::config::...` path of the binary's modules working unchanged.
-use dromaius::{action, config, escape, policy, request};
+// The core lives in the library (src/lib.rs), where the fuzz targets and the tests reach it
+// too; these names let the binary's modules say `crate::config::...`.
+use dromaius::{action, cli, config, escape, lookup, policy, request};
 
+use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cli::Cli;
-use gateway::{Gateway, say_error, status};
-use session::Source;
+use cli::{ArgsError, GatewayArgs, Invocation};
+use error::{Error, Status};
+use gateway::{Gateway, Terminal};
+use session::{LineSource, OneLine, PlainLines};
 
 fn main() -> ExitCode {
-    let cli = cli::parse();
-    let code = match cli.admin {
-        Some(command) => admin::run(cli.config, command),
-        None => run_gateway(cli),
+    let status = match cli::parse(std::env::args_os()) {
+        Ok(Invocation::Admin { config, command }) => admin::run(config, command),
+        Ok(Invocation::Gateway(args)) => run_gateway(args),
+        // --help and --version too: clap prints them and exits as it should.
+        Err(ArgsError::Clap(error)) => error.exit(),
+        Err(ArgsError::Meaningless(why)) => {
+            error::report(&Error::Usage(why.into()));
+            Status::Usage
+        }
     };
-    ExitCode::from(code)
+    status.into()
 }
 
-fn run_gateway(cli: Cli) -> u8 {
+fn run_gateway(args: GatewayArgs) -> Status {
     sys::install_signal_handlers();
-    let legacy = cli.cmd.is_some() || cli.host.is_some();
-    let (bound, source) = match (&cli.cmd, &cli.host) {
-        (Some(_), None) => {
-            say_error("-cmd needs -host DOMAIN");
-            return status::USAGE;
-        }
-        (Some(cmd), Some(host)) if cmd != "interactive" => {
-            (Some(host.clone()), Source::One(cmd.as_bytes().to_vec()))
-        }
-        (_, host) => (host.clone(), request_source()),
-    };
-    let path = cli.config.unwrap_or_else(|| {
-        PathBuf::from(if legacy {
-            config::LEGACY_DEFAULT_PATH
-        } else {
-            config::DEFAULT_PATH
-        })
-    });
     let client = std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|v| audit::client_from_ssh_connection(&v));
-    let key = cli.key.or_else(sys::unix_user_name).unwrap_or_default();
+    let key = args
+        .key
+        .clone()
+        .or_else(sys::unix_user_name)
+        .unwrap_or_default();
 
-    let config = match config::load_for_key(&path, &key) {
+    let config = match config::load_for_key(&args.config, &key) {
         Ok(config) => config,
-        Err(error) => {
-            say_error(&error.to_string());
+        Err(refused) => {
+            error::report(&Error::Config(refused.to_string()));
             // No config, so no syslog_socket of its own: the refusal goes to the default one.
             audit::Audit::connect(std::path::Path::new(config::DEFAULT_SYSLOG_SOCKET)).record(
                 &audit::Record {
@@ -74,24 +70,46 @@ fn run_gateway(cli: Cli) -> u8 {
                     command: b"-",
                     domain: None,
                     decision: audit::Decision::Deny,
-                    outcome: status::CONFIG,
+                    outcome: Status::Config.code(),
                     reason: Some("config refused"),
                 },
             );
-            return status::CONFIG;
+            return Status::Config;
         }
     };
-    let subject = policy::Subject::new(&config, &key, bound.as_deref());
-    let gateway = Gateway::new(&config, subject, client);
-    session::run(&gateway, source)
+    if args.debug {
+        audit::enable_debug(&config.syslog_socket);
+    }
+    let virsh = virsh::Virsh::new(&config.virsh);
+    let terminal = Terminal {
+        stdin: std::io::stdin().is_terminal(),
+        stdout: std::io::stdout().is_terminal(),
+    };
+    let one_request = args
+        .command
+        .clone()
+        .map(String::into_bytes)
+        .or_else(original_command);
+    let gateway = Gateway::new(
+        config,
+        args.config,
+        key,
+        args.bound,
+        client,
+        &virsh,
+        terminal,
+    );
+    let mut source: Box<dyn LineSource + '_> = match one_request {
+        Some(line) => Box::new(OneLine::new(line)),
+        None if terminal.stdin => Box::new(prompt::Prompt::new(&gateway.session_name(), &gateway)),
+        None => Box::new(PlainLines::new(std::io::stdin().lock(), None)),
+    };
+    session::run(source.as_mut(), |line| gateway.handle(line))
 }
 
-/// `SSH_ORIGINAL_COMMAND`, when set and not blank, is the one request; otherwise stdin.
-fn request_source() -> Source {
-    match std::env::var_os("SSH_ORIGINAL_COMMAND") {
-        Some(command) if !command.as_bytes().iter().all(|b| matches!(b, b' ' | b'\t')) => {
-            Source::One(command.as_bytes().to_vec())
-        }
-        _ => Source::Stdin,
-    }
+/// `SSH_ORIGINAL_COMMAND`, when set and not blank: the one request.
+fn original_command() -> Option<Vec<u8>> {
+    std::env::var_os("SSH_ORIGINAL_COMMAND")
+        .filter(|command| !command.as_bytes().iter().all(|b| matches!(b, b' ' | b'\t')))
+        .map(|command| command.as_bytes().to_vec())
 }

@@ -1,13 +1,114 @@
 //! Who may do what to which domain: pure decisions over a loaded config.
 //!
-//! The policy answers with values (`Decision`), never with side effects: it does not print,
-//! exit, log or run virsh. The rule is the contract's: the first grant of the key (in file
-//! order) that matches both the domain and the command decides, and its `connect` is where
-//! the domain is looked up. A go-dromaius session bound to `-host` may touch that one domain
-//! only, with every command if `AllowedHosts` lists it.
+//! The policy answers with values ([`Judgement`], [`Decision`]), never with side effects: it
+//! does not print, exit, log or run virsh. The rule is the contract's: the first grant of the
+//! key (in file order) that matches both the domain and the command decides, and its
+//! `connect` is where the domain is looked up. A go-dromaius session bound to `-host` may
+//! touch that one domain only, with every command if `AllowedHosts` lists it. [`judge`] is
+//! the whole judgement of one request, the one the gateway acts on and `explain` words.
 
 use crate::action::{Action, ActionSet};
-use crate::config::{Config, Grant};
+use crate::config::{Config, DomainPattern, Grant, HypervisorId};
+use crate::request::{self, ParseError, Request, Verb};
+
+/// What the gateway does with one request, decided before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement<'c> {
+    /// `list`, `help` or `exit`: a word of the session itself, always allowed for a key the
+    /// config names (and `exit` for anyone). They show only what the key may use.
+    Session(Verb),
+    /// An action on one domain, and what allowed it.
+    Allowed(Allowed<'c>),
+    /// Not allowed. The user is told "permission denied" whatever the reason.
+    Denied {
+        verb: Verb,
+        domain: Option<String>,
+        reason: DenyReason,
+    },
+    /// The line is not a request (or an action names no domain and none is implied).
+    Invalid(ParseError),
+}
+
+/// An allowed action: on which domain, by which grant, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed<'c> {
+    pub action: Action,
+    pub domain: String,
+    /// The user named no domain: it is the key's only one, or the session's bound `-host`.
+    pub implied: bool,
+    /// Which of the key's grants allowed it (0-based); `None` for `AllowedHosts`.
+    pub grant: Option<usize>,
+    /// Where the domain is looked up and acted on.
+    pub hypervisors: &'c [HypervisorId],
+}
+
+/// Judges one line as the user sent it. `None` for a blank line, which asks for nothing.
+pub fn judge_line<'c>(subject: &Subject<'c>, line: &[u8]) -> Option<Judgement<'c>> {
+    match request::parse(line) {
+        Ok(None) => None,
+        Ok(Some(request)) => Some(judge(subject, &request)),
+        Err(error) => Some(Judgement::Invalid(error)),
+    }
+}
+
+/// Judges a parsed request for `subject`.
+pub fn judge<'c>(subject: &Subject<'c>, request: &Request) -> Judgement<'c> {
+    let verb = request.verb;
+    if verb == Verb::Exit {
+        return Judgement::Session(verb);
+    }
+    if !subject.is_known() {
+        return Judgement::Denied {
+            verb,
+            domain: request.domain.clone(),
+            reason: DenyReason::UnknownKey,
+        };
+    }
+    let Verb::Act(action) = verb else {
+        return Judgement::Session(verb);
+    };
+    let (domain, implied) = match (&request.domain, subject.implied_domain()) {
+        (Some(domain), _) => (domain.clone(), false),
+        (None, Some(implied)) => (implied, true),
+        (None, None) => return Judgement::Invalid(ParseError::MissingDomain(action)),
+    };
+    match subject.decide(action, &domain) {
+        Decision::Allow { hypervisors, grant } => Judgement::Allowed(Allowed {
+            action,
+            domain,
+            implied,
+            grant,
+            hypervisors,
+        }),
+        Decision::Deny(reason) => Judgement::Denied {
+            verb,
+            domain: Some(domain),
+            reason,
+        },
+    }
+}
+
+impl DomainPattern {
+    /// Whether `domain` is this name, or matches this pattern (case-sensitive, like
+    /// libvirt's names; `/` and a leading `.` are ordinary characters).
+    pub fn matches(&self, domain: &str) -> bool {
+        const OPTIONS: glob::MatchOptions = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: false,
+            require_literal_leading_dot: false,
+        };
+        match self {
+            DomainPattern::Exact(name) => name == domain,
+            DomainPattern::Glob(pattern) => pattern.matches_with(domain, OPTIONS),
+        }
+    }
+}
+
+impl Grant {
+    pub fn matches_domain(&self, domain: &str) -> bool {
+        self.domains.iter().any(|pattern| pattern.matches(domain))
+    }
+}
 
 /// The identity a request is judged as: a key name (from `--key` or the Unix user) and,
 /// for a go-dromaius `-host` session, the domain the session is bound to.
@@ -35,8 +136,8 @@ pub enum DenyReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision<'c> {
     Allow {
-        /// The libvirt URI the domain is looked up and acted on.
-        connect: &'c str,
+        /// Where the domain is looked up and acted on.
+        hypervisors: &'c [HypervisorId],
         /// Which of the key's grants allowed it (0-based); `None` for `AllowedHosts`.
         grant: Option<usize>,
     },
@@ -79,7 +180,7 @@ impl<'c> Subject<'c> {
             }
             if self.bound_host_allowed {
                 return Decision::Allow {
-                    connect: &self.config.connect,
+                    hypervisors: &self.config.connect,
                     grant: None,
                 };
             }
@@ -92,7 +193,7 @@ impl<'c> Subject<'c> {
             .position(|g| g.commands.contains(action) && g.matches_domain(domain))
             .map_or(Decision::Deny(DenyReason::NoMatchingGrant), |index| {
                 Decision::Allow {
-                    connect: self.config.connect_of(&grants[index]),
+                    hypervisors: self.config.hypervisors_of(&grants[index]),
                     grant: Some(index),
                 }
             })
@@ -111,8 +212,8 @@ impl<'c> Subject<'c> {
         let mut only: Option<&'c str> = None;
         for pattern in self.grants?.iter().flat_map(|g| &g.domains) {
             match pattern {
-                crate::config::DomainPattern::Glob(_) => return None,
-                crate::config::DomainPattern::Exact(name) => match only {
+                DomainPattern::Glob(_) => return None,
+                DomainPattern::Exact(name) => match only {
                     Some(seen) if seen != name => return None,
                     _ => only = Some(name),
                 },
@@ -143,29 +244,43 @@ impl<'c> Subject<'c> {
         set
     }
 
-    /// Whether `list` shows the domain `name` found on `connect`: some command on it is
-    /// allowed, and the grant that allows it looks the domain up on that same URI.
-    pub fn may_list(&self, name: &str, connect: &str) -> bool {
-        Action::ALL.into_iter().any(|action| {
-            matches!(self.decide(action, name), Decision::Allow { connect: c, .. } if c == connect)
+    /// Whether `list` shows the domain `name` found on `hypervisor`: some command on it is
+    /// allowed, and the grant that allows it looks the domain up there.
+    pub fn may_list(&self, name: &str, hypervisor: HypervisorId) -> bool {
+        self.may_use_on(name, hypervisor, ActionSet::ALL)
+    }
+
+    /// Whether some action of `actions` on `name` is allowed by a grant that looks the
+    /// domain up on `hypervisor` (completion asks this for one action).
+    pub fn may_use_on(&self, name: &str, hypervisor: HypervisorId, actions: ActionSet) -> bool {
+        actions.iter().any(|action| {
+            matches!(self.decide(action, name),
+                Decision::Allow { hypervisors, .. } if hypervisors.contains(&hypervisor))
         })
     }
 
-    /// Every URI a `list` has to look at, each once, in file order.
-    pub fn connects(&self) -> Vec<&'c str> {
-        let mut uris: Vec<&'c str> = Vec::new();
-        let mut add = |uri: &'c str| {
-            if !uris.contains(&uri) {
-                uris.push(uri);
+    /// Every hypervisor a `list` has to look at, each once, in file order.
+    pub fn hypervisors(&self) -> Vec<HypervisorId> {
+        let mut ids: Vec<HypervisorId> = Vec::new();
+        let mut add = |these: &[HypervisorId]| {
+            for id in these {
+                if !ids.contains(id) {
+                    ids.push(*id);
+                }
             }
         };
         if self.bound_host_allowed {
             add(&self.config.connect);
         }
         for grant in self.grants.unwrap_or_default() {
-            add(self.config.connect_of(grant));
+            add(self.config.hypervisors_of(grant));
         }
-        uris
+        ids
+    }
+
+    /// The config the subject is judged by.
+    pub fn config(&self) -> &'c Config {
+        self.config
     }
 }
 
@@ -196,17 +311,44 @@ mod tests {
       "AllowedHosts": ["vhost1.example.local"]
     }"#;
 
-    fn allowed(connect: &str, grant: Option<usize>) -> Decision<'_> {
-        Decision::Allow { connect, grant }
+    /// A decision with its hypervisors as URIs, to compare with a table.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Seen {
+        Allow(Vec<String>, Option<usize>),
+        Deny(DenyReason),
+    }
+
+    fn seen(config: &Config, decision: Decision<'_>) -> Seen {
+        match decision {
+            Decision::Allow { hypervisors, grant } => Seen::Allow(uris(config, hypervisors), grant),
+            Decision::Deny(reason) => Seen::Deny(reason),
+        }
+    }
+
+    fn uris(config: &Config, ids: &[HypervisorId]) -> Vec<String> {
+        ids.iter()
+            .map(|id| config.hypervisor(*id).uri.clone())
+            .collect()
+    }
+
+    fn allowed(connect: &str, grant: Option<usize>) -> Seen {
+        Seen::Allow(vec![connect.to_owned()], grant)
+    }
+
+    fn id(config: &Config, uri: &str) -> HypervisorId {
+        match config.hypervisor_id(uri) {
+            Some(id) => id,
+            None => panic!("no hypervisor {uri}"),
+        }
     }
 
     #[test]
     fn decision_table() {
         use Action::*;
         let c = config(CONFIG);
-        let deny = Decision::Deny(DenyReason::NoMatchingGrant);
-        let unknown = Decision::Deny(DenyReason::UnknownKey);
-        let cases: &[(&str, Action, &str, Decision<'_>)] = &[
+        let deny = Seen::Deny(DenyReason::NoMatchingGrant);
+        let unknown = Seen::Deny(DenyReason::UnknownKey);
+        let cases: &[(&str, Action, &str, Seen)] = &[
             (
                 "alice",
                 Start,
@@ -266,10 +408,42 @@ mod tests {
         for (key, action, domain, expected) in cases {
             let subject = Subject::new(&c, key, None);
             assert_eq!(
-                &subject.decide(*action, domain),
+                &seen(&c, subject.decide(*action, domain)),
                 expected,
                 "{key} {action:?} {domain}"
             );
+        }
+    }
+
+    #[test]
+    fn globs_and_exact_names() {
+        let names =
+            config(r#"{"keys": {"k": [{"domains": ["web[0-9]", "db?", "2", "-x", "a*"]}]}}"#);
+        let grant = &names.keys["k"][0];
+        for yes in ["web1", "db1", "2", "-x", "a", "abc"] {
+            assert!(grant.matches_domain(yes), "{yes}");
+        }
+        for no in ["web", "web10", "db", "db12", "02", "+2", "x", "Abc", "-X"] {
+            assert!(!grant.matches_domain(no), "{no}");
+        }
+        // `**` is `*`, as in a shell: accepted anywhere, and never "zero path components".
+        let stars_config = config(
+            r#"{"keys": {"k": [{"domains": ["web**"]}, {"domains": ["**/x"]}, {"domains": ["**"]}]}}"#,
+        );
+        let [stars, slash, all] = &stars_config.keys["k"][..] else {
+            panic!()
+        };
+        for (grant, yes, no) in [
+            (stars, &["web", "web1", "web*"][..], &["we", "xweb"][..]),
+            (slash, &["a/x", "/x"], &["x", "ax"]),
+            (all, &["", "anything", "a/b"], &[]),
+        ] {
+            for name in yes {
+                assert!(grant.matches_domain(name), "{name}");
+            }
+            for name in no {
+                assert!(!grant.matches_domain(name), "{name}");
+            }
         }
     }
 
@@ -283,17 +457,17 @@ mod tests {
         );
         let k = Subject::new(&c, "k", None);
         assert_eq!(
-            k.decide(Action::Status, "web1"),
+            seen(&c, k.decide(Action::Status, "web1")),
             allowed("test:///one", Some(0))
         );
         assert_eq!(
-            k.decide(Action::Start, "web1"),
+            seen(&c, k.decide(Action::Start, "web1")),
             allowed("test:///two", Some(1))
         );
-        assert!(k.may_list("web1", "test:///one"));
-        assert!(k.may_list("web1", "test:///two"));
-        assert!(!k.may_list("web1", "qemu:///system"));
-        assert_eq!(k.connects(), ["test:///one", "test:///two"]);
+        assert!(k.may_list("web1", id(&c, "test:///one")));
+        assert!(k.may_list("web1", id(&c, "test:///two")));
+        assert!(!k.may_list("web1", id(&c, "qemu:///system")));
+        assert_eq!(uris(&c, &k.hypervisors()), ["test:///one", "test:///two"]);
     }
 
     #[test]
@@ -303,12 +477,12 @@ mod tests {
         assert!(legacy.is_known());
         for action in Action::ALL {
             assert_eq!(
-                legacy.decide(action, "vhost1.example.local"),
+                seen(&c, legacy.decide(action, "vhost1.example.local")),
                 allowed("qemu:///system", None)
             );
             assert_eq!(
-                legacy.decide(action, "alice-web"),
-                Decision::Deny(DenyReason::OutsideBoundDomain)
+                seen(&c, legacy.decide(action, "alice-web")),
+                Seen::Deny(DenyReason::OutsideBoundDomain)
             );
         }
         assert_eq!(legacy.usable_actions(), ActionSet::ALL);
@@ -320,23 +494,23 @@ mod tests {
         let not_listed = Subject::new(&c, "www-data", Some("vhost2"));
         assert!(!not_listed.is_known());
         assert_eq!(
-            not_listed.decide(Action::Start, "vhost2"),
-            Decision::Deny(DenyReason::UnknownKey)
+            seen(&c, not_listed.decide(Action::Start, "vhost2")),
+            Seen::Deny(DenyReason::UnknownKey)
         );
 
         // A key bound to one of its own domains keeps its own grants for it, and nothing else.
         let alice = Subject::new(&c, "alice", Some("alice-web"));
         assert_eq!(
-            alice.decide(Action::Start, "alice-web"),
+            seen(&c, alice.decide(Action::Start, "alice-web")),
             allowed("qemu:///system", Some(0))
         );
         assert_eq!(
-            alice.decide(Action::Destroy, "alice-web"),
-            Decision::Deny(DenyReason::NoMatchingGrant)
+            seen(&c, alice.decide(Action::Destroy, "alice-web")),
+            Seen::Deny(DenyReason::NoMatchingGrant)
         );
         assert_eq!(
-            alice.decide(Action::Status, "shared-db"),
-            Decision::Deny(DenyReason::OutsideBoundDomain)
+            seen(&c, alice.decide(Action::Status, "shared-db")),
+            Seen::Deny(DenyReason::OutsideBoundDomain)
         );
         assert!(!alice.usable_actions().contains(Action::Destroy));
     }
@@ -385,14 +559,19 @@ mod tests {
     fn list_shows_only_what_some_grant_allows_on_that_uri() {
         let c = config(CONFIG);
         let alice = Subject::new(&c, "alice", None);
-        assert!(alice.may_list("alice-web", "qemu:///system"));
-        assert!(alice.may_list("shared-db", "qemu:///system"));
-        assert!(alice.may_list("lab-1", "test:///default"));
-        assert!(!alice.may_list("lab-1", "qemu:///system"));
-        assert!(!alice.may_list("alice-web", "test:///default"));
-        assert!(!alice.may_list("bob-web", "qemu:///system"));
-        assert_eq!(alice.connects(), ["qemu:///system", "test:///default"]);
-        assert!(!Subject::new(&c, "mallory", None).may_list("alice-web", "qemu:///system"));
+        let system = id(&c, "qemu:///system");
+        let test = id(&c, "test:///default");
+        assert!(alice.may_list("alice-web", system));
+        assert!(alice.may_list("shared-db", system));
+        assert!(alice.may_list("lab-1", test));
+        assert!(!alice.may_list("lab-1", system));
+        assert!(!alice.may_list("alice-web", test));
+        assert!(!alice.may_list("bob-web", system));
+        assert_eq!(
+            uris(&c, &alice.hypervisors()),
+            ["qemu:///system", "test:///default"]
+        );
+        assert!(!Subject::new(&c, "mallory", None).may_list("alice-web", system));
     }
 
     /// Property tests: random configs and requests, every decision compared with an
@@ -569,10 +748,11 @@ mod tests {
                         match (expected, decision) {
                             (None, Decision::Deny(DenyReason::UnknownKey)) => {}
                             (Some(None), Decision::Deny(DenyReason::NoMatchingGrant)) => {}
-                            (Some(Some(index)), Decision::Allow { connect, grant }) => {
+                            (Some(Some(index)), Decision::Allow { hypervisors, grant }) => {
                                 prop_assert_eq!(grant, Some(index));
                                 let own = keys.iter().find(|(k, _)| *k == key).unwrap().1[index].2;
-                                prop_assert_eq!(connect, if own { "test:///other" } else { "test:///top" });
+                                let want = if own { "test:///other" } else { "test:///top" };
+                                prop_assert_eq!(uris(&config, hypervisors), [want]);
                             }
                             (expected, decision) => prop_assert!(
                                 false,

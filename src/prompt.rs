@@ -1,15 +1,16 @@
-//! The interactive prompt, for a person at a terminal (`ssh -t`): line editing, Tab
-//! completion and in-memory history (rustyline), every line fed to the same
-//! [`Gateway::handle`] as a one-shot or piped request.
+//! The interactive prompt, for a person at a terminal (`ssh -t`): a [`LineSource`] with
+//! line editing, Tab completion and in-memory history (rustyline). Its lines go through the
+//! same session loop and gateway as a one-shot or piped request.
 //!
-//! It decides nothing: completion asks the gateway, which offers only what the key may use,
-//! and a typed line is refused or run exactly as `ssh dromaius@vm-host LINE` would be. No
+//! It decides nothing: completion asks the gateway (through [`Completions`]), which offers
+//! only what the key may use, and a typed line is refused or run exactly as
+//! `ssh dromaius@vm-host LINE` would be. No
 //! history file is read or written anywhere (the account's home is shared by every key).
 //! What one line may hold is bounded, as in piped mode: keys that would grow it past a
 //! request's size, repeat it (Alt-digit counts) or paste from the kill ring are refused, and
 //! bracketed paste is off so that pasted text arrives as keys and meets the same bound.
 
-use std::io::Write;
+use std::io::{StdinLock, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -24,10 +25,10 @@ use rustyline::{
     EventContext, EventHandler, Helper, KeyCode, KeyEvent, Modifiers, RepeatCount,
 };
 
+use crate::action::Action;
 use crate::escape::escape;
-use crate::gateway::{Gateway, Handled, status};
 use crate::request::{self, MAX_REQUEST_BYTES, Request, Verb};
-use crate::session::{self, Line};
+use crate::session::{Line, LineSource, Next, PlainLines};
 
 /// Lines kept for Up/Down, in memory only.
 const HISTORY_SIZE: usize = 100;
@@ -37,57 +38,87 @@ const MAX_KEYS_PER_LINE: usize = 4 * MAX_REQUEST_BYTES;
 /// `TERM` values rustyline cannot edit on (it would read lines unbounded): plain lines then.
 const UNSUPPORTED_TERMS: [&str; 3] = ["dumb", "cons25", "emacs"];
 
-/// Runs the session at the prompt and returns the status of its last request.
-pub fn run(gateway: &Gateway<'_>) -> u8 {
-    crate::sys::remember_session_terminal();
-    let prompt = prompt_text(&gateway.session_name());
-    let term = std::env::var("TERM").unwrap_or_default();
-    if UNSUPPORTED_TERMS
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(&term))
-    {
-        return run_plain(gateway, &prompt);
+/// What Tab may offer: asked of the gateway, which knows the key's grants.
+pub trait Completions {
+    /// The command words this key may use on some domain, then the session words.
+    fn commands(&self) -> Vec<&'static str>;
+    /// The existing domains this key may run `action` on, sorted.
+    fn domains(&self, action: Action) -> Vec<String>;
+}
+
+/// The line source for a person at a terminal.
+pub enum Prompt<'c> {
+    Editor {
+        editor: Box<Editor<Completion<'c>, DefaultHistory>>,
+        prompt: String,
+        keys: Arc<AtomicUsize>,
+    },
+    /// A terminal rustyline cannot drive: the prompt, then one bounded line at a time.
+    Plain(PlainLines<StdinLock<'static>>),
+}
+
+impl<'c> Prompt<'c> {
+    /// The prompt for the session named `name`, completing from `completions`.
+    pub fn new(name: &str, completions: &'c dyn Completions) -> Prompt<'c> {
+        crate::sys::remember_session_terminal();
+        let prompt = prompt_text(name);
+        let term = std::env::var("TERM").unwrap_or_default();
+        let plain = || {
+            Prompt::Plain(PlainLines::new(
+                std::io::stdin().lock(),
+                Some(prompt.clone()),
+            ))
+        };
+        if UNSUPPORTED_TERMS
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&term))
+        {
+            return plain();
+        }
+        let keys = Arc::new(AtomicUsize::new(0));
+        match editor(completions, &keys) {
+            Ok(editor) => Prompt::Editor {
+                editor: Box::new(editor),
+                prompt,
+                keys,
+            },
+            Err(_) => plain(),
+        }
     }
-    let keys = Arc::new(AtomicUsize::new(0));
-    let Ok(mut editor) = editor(gateway, &keys) else {
-        return run_plain(gateway, &prompt);
-    };
-    let mut last = status::OK;
-    loop {
+}
+
+impl LineSource for Prompt<'_> {
+    fn next_line(&mut self) -> Next {
+        let (editor, prompt, keys) = match self {
+            Prompt::Plain(lines) => return lines.next_line(),
+            Prompt::Editor {
+                editor,
+                prompt,
+                keys,
+            } => (editor, prompt, keys),
+        };
         // A Ctrl-C that reached us between commands is not meant for the next one.
         crate::sys::take_interrupt();
         keys.store(0, Ordering::SeqCst);
-        let handled = match editor.readline(&prompt) {
+        match editor.readline(prompt) {
             Ok(line) => {
                 if worth_remembering(&line) {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                gateway.handle(line.as_bytes())
+                Next::Line(Line::Text(line.into_bytes()))
             }
-            Err(ReadlineError::Interrupted | ReadlineError::Signal(Signal::Interrupt)) => None,
-            Err(ReadlineError::Eof) => return last,
+            Err(ReadlineError::Interrupted | ReadlineError::Signal(Signal::Interrupt)) => {
+                Next::Nothing
+            }
             Err(ReadlineError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
                 // rustyline drops the line at the first byte that is not UTF-8; what was
                 // typed after it on that line must not come back as a request of its own.
                 crate::sys::discard_typed_ahead();
                 let _ = writeln!(std::io::stdout());
-                gateway.handle_not_utf8()
+                Next::Line(Line::NotUtf8)
             }
-            // The terminal is gone (hang-up) or unusable: the session is over.
-            Err(_) => return last,
-        };
-        if let Some(Handled {
-            status,
-            end_session,
-        }) = handled
-        {
-            last = status;
-            if end_session {
-                return last;
-            }
-        }
-        if crate::sys::hung_up() {
-            return last;
+            // End of input, or the terminal is gone (hang-up) or unusable.
+            Err(_) => Next::End,
         }
     }
 }
@@ -109,35 +140,10 @@ fn worth_remembering(line: &str) -> bool {
         && !line.chars().any(|c| c.is_control() && c != '\t')
 }
 
-/// A terminal rustyline cannot drive: the prompt, then one bounded line at a time.
-fn run_plain(gateway: &Gateway<'_>, prompt: &str) -> u8 {
-    let mut input = std::io::stdin().lock();
-    let mut last = status::OK;
-    loop {
-        {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout
-                .write_all(prompt.as_bytes())
-                .and_then(|()| stdout.flush());
-        }
-        let handled = match session::read_bounded_line(&mut input) {
-            Ok(Some(Line::Text(bytes))) => gateway.handle(&bytes),
-            Ok(Some(Line::TooLong(length))) => gateway.handle_too_long(length),
-            Ok(None) | Err(_) => return last,
-        };
-        if let Some(handled) = handled {
-            last = handled.status;
-            if handled.end_session {
-                return last;
-            }
-        }
-    }
-}
-
-fn editor<'g>(
-    gateway: &'g Gateway<'g>,
+fn editor<'c>(
+    completions: &'c dyn Completions,
     keys: &Arc<AtomicUsize>,
-) -> rustyline::Result<Editor<Completion<'g>, DefaultHistory>> {
+) -> rustyline::Result<Editor<Completion<'c>, DefaultHistory>> {
     let config = Config::builder()
         .edit_mode(EditMode::Emacs)
         .completion_type(CompletionType::List)
@@ -148,8 +154,8 @@ fn editor<'g>(
         .build();
     let mut editor = Editor::with_config(config)?;
     editor.set_helper(Some(Completion {
-        gateway,
-        commands: gateway.command_words(),
+        commands: completions.commands(),
+        completions,
     }));
     editor.bind_sequence(
         Event::Any,
@@ -219,8 +225,8 @@ impl ConditionalEventHandler for LineBound {
 }
 
 /// Tab: command words this key may use, then the domains it may run that command on.
-struct Completion<'g> {
-    gateway: &'g Gateway<'g>,
+pub struct Completion<'c> {
+    completions: &'c dyn Completions,
     commands: Vec<&'static str>,
 }
 
@@ -239,11 +245,9 @@ impl Completer for Completion<'_> {
         let candidates = match &word.command {
             None => command_candidates(&self.commands, word.prefix),
             Some(command) => match Verb::from_word(command) {
-                Some(Verb::Act(action)) => domain_candidates(
-                    action,
-                    &self.gateway.completable_domains(action),
-                    word.prefix,
-                ),
+                Some(Verb::Act(action)) => {
+                    domain_candidates(action, &self.completions.domains(action), word.prefix)
+                }
                 _ => Vec::new(),
             },
         };
@@ -308,7 +312,7 @@ fn command_candidates(commands: &[&str], prefix: &str) -> Vec<Pair> {
 /// Domain names starting with `prefix` that, typed after the command, parse back as exactly
 /// that request: a name the grammar cannot carry (a space, a control character) is left out
 /// rather than offered broken, and nothing unprintable is ever written to the terminal.
-fn domain_candidates(action: crate::action::Action, names: &[String], prefix: &str) -> Vec<Pair> {
+fn domain_candidates(action: Action, names: &[String], prefix: &str) -> Vec<Pair> {
     names
         .iter()
         .filter(|name| name.starts_with(prefix))
@@ -330,7 +334,6 @@ fn domain_candidates(action: crate::action::Action, names: &[String], prefix: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::Action;
 
     #[test]
     fn the_prompt_names_the_session_escaped() {

@@ -1,58 +1,119 @@
-//! Where requests come from: one `SSH_ORIGINAL_COMMAND`, a go-dromaius `-cmd`, lines piped
-//! on stdin, or the interactive prompt — each fed to the same [`Gateway::handle`].
+//! Where requests come from, and the one loop that feeds them to the gateway.
 //!
-//! Reading is bounded: a line longer than a request may be is refused as one request and
-//! skipped to its end without being held in memory, however long it is.
+//! A session is a [`LineSource`] — one `SSH_ORIGINAL_COMMAND` or go-dromaius `-cmd`, lines
+//! piped on stdin, or the interactive prompt (`prompt`) — and [`run`], which hands each line
+//! to the gateway and keeps the status of the last request. Reading is bounded: a line longer
+//! than a request may be is refused as one request and skipped to its end without being held
+//! in memory, however long it is. Nothing here judges or runs a request.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, Write};
 
-use crate::gateway::{Gateway, status};
+use crate::error::Status;
 use crate::request::MAX_REQUEST_BYTES;
 
-/// Where a session's requests come from.
-pub enum Source {
-    /// One request: `SSH_ORIGINAL_COMMAND` or go-dromaius `-cmd`.
-    One(Vec<u8>),
-    /// Lines from stdin: a prompt when stdin is a terminal, plain lines otherwise.
-    Stdin,
-}
-
-/// Runs a session and returns its exit status: that of its last request.
-pub fn run(gateway: &Gateway<'_>, source: Source) -> u8 {
-    match source {
-        Source::One(line) => gateway.handle(&line).map_or(status::OK, |h| h.status),
-        Source::Stdin if std::io::stdin().is_terminal() => crate::prompt::run(gateway),
-        Source::Stdin => run_lines(gateway, std::io::stdin().lock()),
-    }
-}
-
-/// Plain line mode: no prompt, no escape codes, one request per line.
-pub fn run_lines(gateway: &Gateway<'_>, mut input: impl BufRead) -> u8 {
-    let mut last = status::OK;
-    loop {
-        let line = match read_bounded_line(&mut input) {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(_) => return last,
-        };
-        let handled = match line {
-            Line::Text(bytes) => gateway.handle(&bytes),
-            Line::TooLong(length) => gateway.handle_too_long(length),
-        };
-        if let Some(handled) = handled {
-            last = handled.status;
-            if handled.end_session {
-                return last;
-            }
-        }
-    }
-}
-
 /// One line of input, without its newline.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     Text(Vec<u8>),
     /// Longer than a request may be; only its length was kept.
     TooLong(usize),
+    /// From a terminal that could not keep its bytes (not UTF-8); nothing of it was kept.
+    NotUtf8,
+}
+
+/// What a source has next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Line(Line),
+    /// Nothing this time round (Ctrl-C cleared the line at the prompt).
+    Nothing,
+    /// The session is over: end of input, or the terminal is gone.
+    End,
+}
+
+/// Where a session's lines come from.
+pub trait LineSource {
+    fn next_line(&mut self) -> Next;
+}
+
+/// What became of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    pub status: Status,
+    /// `exit`/`quit`, or the client hung up: the session ends here.
+    pub end_session: bool,
+}
+
+/// Runs a session and returns its exit status: that of its last request (0 if none).
+/// `handle` returns `None` for a line that asked for nothing (a blank one).
+pub fn run(
+    source: &mut dyn LineSource,
+    mut handle: impl FnMut(&Line) -> Option<Handled>,
+) -> Status {
+    let mut last = Status::Ok;
+    loop {
+        match source.next_line() {
+            Next::End => return last,
+            Next::Nothing => {}
+            Next::Line(line) => {
+                if let Some(handled) = handle(&line) {
+                    last = handled.status;
+                    if handled.end_session {
+                        return last;
+                    }
+                }
+            }
+        }
+        if crate::sys::hung_up() {
+            return last;
+        }
+    }
+}
+
+/// One request and nothing more: `SSH_ORIGINAL_COMMAND`, or go-dromaius `-cmd`.
+pub struct OneLine(Option<Vec<u8>>);
+
+impl OneLine {
+    pub fn new(line: Vec<u8>) -> OneLine {
+        OneLine(Some(line))
+    }
+}
+
+impl LineSource for OneLine {
+    fn next_line(&mut self) -> Next {
+        match self.0.take() {
+            Some(line) => Next::Line(Line::Text(line)),
+            None => Next::End,
+        }
+    }
+}
+
+/// Lines read one by one: piped stdin (no prompt, no escape codes), or a terminal the
+/// line editor cannot drive (a prompt before each line).
+pub struct PlainLines<R> {
+    input: R,
+    prompt: Option<String>,
+}
+
+impl<R: BufRead> PlainLines<R> {
+    pub fn new(input: R, prompt: Option<String>) -> PlainLines<R> {
+        PlainLines { input, prompt }
+    }
+}
+
+impl<R: BufRead> LineSource for PlainLines<R> {
+    fn next_line(&mut self) -> Next {
+        if let Some(prompt) = &self.prompt {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout
+                .write_all(prompt.as_bytes())
+                .and_then(|()| stdout.flush());
+        }
+        match read_bounded_line(&mut self.input) {
+            Ok(Some(line)) => Next::Line(line),
+            Ok(None) | Err(_) => Next::End,
+        }
+    }
 }
 
 /// Reads up to the next `\n` (or end of input), holding at most `MAX_REQUEST_BYTES + 1`
@@ -133,5 +194,54 @@ mod tests {
         assert_eq!(lines(&exact), [Line::Text(vec![b'y'; MAX_REQUEST_BYTES])]);
         let over = vec![b'y'; MAX_REQUEST_BYTES + 1];
         assert_eq!(lines(&over), [Line::TooLong(MAX_REQUEST_BYTES + 1)]);
+    }
+
+    fn handled(status: Status, end_session: bool) -> Option<Handled> {
+        Some(Handled {
+            status,
+            end_session,
+        })
+    }
+
+    #[test]
+    fn the_session_status_is_the_last_request_s() {
+        // (input, the session's status, how many lines were handed over)
+        let cases: &[(&[u8], Status, usize)] = &[
+            (b"", Status::Ok, 0),
+            (b"ok\n", Status::Ok, 1),
+            (b"fail\nok\n", Status::Ok, 2),
+            (b"ok\nfail\n", Status::Failed, 2),
+            (b"fail\n\n", Status::Failed, 2),
+            (b"fail\nexit\nfail\n", Status::Ok, 2),
+            (b"deny\n", Status::Denied, 1),
+        ];
+        for (input, expected, count) in cases {
+            let mut source = PlainLines::new(*input, None);
+            let mut seen = Vec::new();
+            let status = run(&mut source, |line| {
+                let Line::Text(text) = line else { return None };
+                seen.push(text.clone());
+                match text.as_slice() {
+                    b"" => None,
+                    b"ok" => handled(Status::Ok, false),
+                    b"fail" => handled(Status::Failed, false),
+                    b"deny" => handled(Status::Denied, false),
+                    b"exit" => handled(Status::Ok, true),
+                    _ => None,
+                }
+            });
+            assert_eq!(status, *expected, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(seen.len(), *count, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn one_line_is_one_request() {
+        let mut source = OneLine::new(b"status web1".to_vec());
+        assert_eq!(
+            source.next_line(),
+            Next::Line(Line::Text(b"status web1".to_vec()))
+        );
+        assert_eq!(source.next_line(), Next::End);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! `virsh console` ignores SIGHUP, SIGTERM, SIGINT and SIGQUIT, so when the SSH client goes
 //! away a plain exit would leave it holding the domain's console forever. A signal thread
-//! SIGKILLs the running child (its whole process group where it has one of its own) and
+//! SIGKILLs every running child (its whole process group where it has one of its own) and
 //! lets the main thread finish the request, audit it, and stop. A hang-up while no request
 //! is in hand (waiting for input) ends the process at once; one that comes while a request
 //! is being finished (virsh has acted, its output or its record is not out yet) waits for
@@ -23,8 +23,9 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 use signal_hook::iterator::Signals;
 
-/// The running virsh child, if any: its pid, and whether it leads its own process group.
-static CHILD: Mutex<Option<(i32, bool)>> = Mutex::new(None);
+/// The running virsh children (several when hypervisors are asked at once): each one's pid,
+/// and whether it leads its own process group.
+static CHILDREN: Mutex<Vec<(i32, bool)>> = Mutex::new(Vec::new());
 /// Set once the client is gone (SIGHUP) or we were told to stop (SIGTERM): no new request runs.
 static HUNG_UP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGINT or SIGQUIT (Ctrl-C, Ctrl-\ while a command runs); cleared when read.
@@ -40,9 +41,9 @@ static IN_REQUEST: AtomicBool = AtomicBool::new(false);
 /// output gets an error at once and finishes in microseconds; this bounds the rest.
 pub const HANG_UP_GRACE: Duration = Duration::from_secs(5);
 
-fn child_slot() -> MutexGuard<'static, Option<(i32, bool)>> {
-    // A poisoned lock only means another thread panicked holding it; the pid is still right.
-    CHILD
+fn children() -> MutexGuard<'static, Vec<(i32, bool)>> {
+    // A poisoned lock only means another thread panicked holding it; the pids are still right.
+    CHILDREN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -64,19 +65,17 @@ pub fn install_signal_handlers() {
                 }
                 let interrupt = signal == SIGINT || signal == SIGQUIT;
                 let idle = {
-                    let mut child = child_slot();
+                    let mut running = children();
                     if interrupt {
                         INTERRUPTED.store(true, Ordering::SeqCst);
                     } else {
                         HUNG_UP.store(true, Ordering::SeqCst);
                     }
-                    match child.take() {
-                        Some((pid, own_group)) => {
-                            kill_child(pid, own_group);
-                            false
-                        }
-                        None => true,
+                    let idle = running.is_empty();
+                    for (pid, own_group) in running.drain(..) {
+                        kill_child(pid, own_group);
                     }
+                    idle
                 };
                 // Nothing running: a hang-up or SIGTERM ends the session here (the main
                 // thread may be blocked reading a stdin that never closes) — but not
@@ -133,7 +132,7 @@ pub fn take_interrupt() -> bool {
 /// unregisters it. The spawn happens under the same lock the signal thread takes, so a
 /// hang-up either comes first (and nothing is spawned) or finds the child to kill.
 pub fn spawn_tracked(command: &mut Command, own_group: bool) -> io::Result<(Child, ChildGuard)> {
-    let mut slot = child_slot();
+    let mut running = children();
     if hung_up() {
         return Err(io::Error::new(
             io::ErrorKind::Interrupted,
@@ -142,7 +141,7 @@ pub fn spawn_tracked(command: &mut Command, own_group: bool) -> io::Result<(Chil
     }
     let child = command.spawn()?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    *slot = Some((pid, own_group));
+    running.push((pid, own_group));
     Ok((child, ChildGuard { pid, own_group }))
 }
 
@@ -160,10 +159,7 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let mut child = child_slot();
-        if matches!(*child, Some((pid, _)) if pid == self.pid) {
-            *child = None;
-        }
+        children().retain(|(pid, _)| *pid != self.pid);
     }
 }
 

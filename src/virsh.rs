@@ -1,14 +1,15 @@
-//! Everything dromaius asks of libvirt, as virsh argument vectors it builds itself.
+//! The one real [`Libvirt`]: virsh, run with argument vectors dromaius builds itself.
 //!
-//! The argv builders and output parsers are pure. Two rules make them safe: a domain is
-//! never handed to virsh by name (virsh would try it as an id, then a UUID, then a name, so
-//! a domain named `2` could reach the domain with id 2) — it is resolved to its UUID from a
-//! listing and acted on by UUID; and every argv is complete (`--connect URI`, a command,
-//! `--domain UUID`), so virsh never reads a command script, a default URI or an option from
-//! anything the user typed. The runner clears the environment and bounds each run in time.
+//! Every argv is complete — `--connect URI`, `--readonly` for reads, a command, and the
+//! domain as its own word after `--domain` — so virsh never reads a command script (one
+//! argument), opens its own shell (none), takes a user's word for an option, or uses a
+//! default URI. A domain goes to virsh by name only when `lookup::is_only_a_name` says virsh
+//! cannot read it as anything else; otherwise by the UUID a listing gave for that exact name.
+//! The runner clears the environment, bounds each run in time and kills the run's whole
+//! process group when it is late. Reading virsh's words (unreachable, console in use, no
+//! such domain) is this module's job too: the gateway gets a [`Fault`], not stderr.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -17,30 +18,109 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::action::Action;
+use crate::config::Hypervisor;
+use crate::escape::{escape, terminal_safe};
+use crate::hypervisor::{Fault, Found, Libvirt, Target, Uuid};
 
-/// A libvirt domain UUID in the canonical form virsh prints: 8-4-4-4-12 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Uuid(String);
+/// The fixed environment virsh runs in: nothing of ours (no LIBVIRT_DEFAULT_URI, VIRSH_*,
+/// LIBVIRT_LOG_*), and a HOME and XDG_CONFIG_HOME that do not exist, so that no
+/// libvirt.conf (URI aliases, default URI) is read from anywhere a user could influence.
+pub const ENVIRONMENT: [(&str, &str); 5] = [
+    ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ("LC_ALL", "C"),
+    ("HOME", "/nonexistent"),
+    ("XDG_CONFIG_HOME", "/nonexistent"),
+    ("XDG_CACHE_HOME", "/nonexistent"),
+];
 
-impl Uuid {
-    pub fn parse(text: &str) -> Option<Uuid> {
-        let groups: Vec<&str> = text.split('-').collect();
-        let shape_ok = groups.len() == 5
-            && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-            && groups
-                .iter()
-                .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()));
-        shape_ok.then(|| Uuid(text.to_ascii_lowercase()))
+/// How long a timed-out run may take to be collected after its group was killed.
+const AFTER_KILL: Duration = Duration::from_millis(500);
+
+/// Runs the configured virsh binary.
+#[derive(Debug, Clone)]
+pub struct Virsh {
+    path: PathBuf,
+}
+
+impl Virsh {
+    pub fn new(path: &Path) -> Virsh {
+        Virsh {
+            path: path.to_owned(),
+        }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// A run that did not finish, as a fault.
+    fn unfinished(&self, error: RunError) -> Fault {
+        match error {
+            RunError::CannotRun(error) => Fault::CannotRun(format!(
+                "cannot run {}: {error}",
+                escape(&self.path.to_string_lossy())
+            )),
+            RunError::TimedOut => Fault::TimedOut,
+            RunError::Interrupted => Fault::Interrupted,
+        }
+    }
+
+    /// Runs `argv` and returns its stdout if virsh succeeded, its fault otherwise.
+    fn succeed(
+        &self,
+        argv: &[OsString],
+        target: Option<&Target<'_>>,
+        deadline: Instant,
+    ) -> Result<String, Fault> {
+        match self.run(argv, deadline) {
+            Ok(captured) if captured.status.success() => Ok(captured.stdout),
+            Ok(captured) => Err(fault(&captured, target)),
+            Err(error) => Err(self.unfinished(error)),
+        }
     }
 }
 
-impl fmt::Display for Uuid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl Libvirt for Virsh {
+    fn lookup(
+        &self,
+        at: &Hypervisor,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Option<Found>, Fault> {
+        let stdout = self.succeed(&listing_argv(&at.uri), None, deadline)?;
+        Ok(parse_listing(&stdout)
+            .into_iter()
+            .find(|domain| domain.name == name)
+            .map(|domain| Found {
+                uuid: Some(domain.uuid),
+                active: domain.active,
+            }))
+    }
+
+    fn act(
+        &self,
+        at: &Hypervisor,
+        action: Action,
+        target: &Target<'_>,
+        deadline: Instant,
+    ) -> Result<String, Fault> {
+        let argv = action_argv(&at.uri, action, target);
+        let stdout = self.succeed(&argv, Some(target), deadline)?;
+        Ok(as_the_user_knows_it(&stdout, target))
+    }
+
+    fn console(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault> {
+        let argv = action_argv(&at.uri, Action::Console, target);
+        match self.run_attached(&argv) {
+            Ok(captured) if captured.status.success() => Ok(()),
+            Ok(captured) => Err(fault(&captured, Some(target))),
+            Err(error) => Err(self.unfinished(error)),
+        }
+    }
+
+    fn states(
+        &self,
+        at: &Hypervisor,
+        deadline: Instant,
+    ) -> Result<Vec<(String, &'static str)>, Fault> {
+        let stdout = self.succeed(&states_argv(&at.uri), None, deadline)?;
+        Ok(parse_states(&stdout))
     }
 }
 
@@ -53,10 +133,11 @@ fn connection(connect: &str, read_only: bool) -> Vec<OsString> {
     argv
 }
 
-/// Lists every domain on `connect` as `UUID NAME` lines.
-pub fn uuid_listing_argv(connect: &str) -> Vec<OsString> {
+/// Lists every domain on `connect` as `UUID ID NAME` lines (`-` for the id of an inactive
+/// domain).
+pub fn listing_argv(connect: &str) -> Vec<OsString> {
     let mut argv = connection(connect, true);
-    argv.extend(["list", "--all", "--uuid", "--name"].map(OsString::from));
+    argv.extend(["list", "--all", "--id", "--uuid", "--name"].map(OsString::from));
     argv
 }
 
@@ -67,28 +148,49 @@ pub fn states_argv(connect: &str) -> Vec<OsString> {
     argv
 }
 
-/// Carries out `action` on the domain with this UUID. `console` gets `--safe` and never
-/// `--force`: forcing would take over another user's session on the console.
-pub fn action_argv(connect: &str, action: Action, uuid: &Uuid) -> Vec<OsString> {
+/// Carries out `action` on the target: by UUID when it has one, by name otherwise.
+/// `console` gets `--safe` and never `--force`: forcing would take over another user's
+/// session on the console.
+pub fn action_argv(connect: &str, action: Action, target: &Target<'_>) -> Vec<OsString> {
     let mut argv = connection(connect, action.is_read_only());
     argv.push(action.virsh_command().into());
     if action == Action::Console {
         argv.push("--safe".into());
     }
     argv.push("--domain".into());
-    argv.push(uuid.as_str().into());
+    argv.push(match &target.uuid {
+        Some(uuid) => uuid.as_str().into(),
+        None => target.name.into(),
+    });
     argv
 }
 
-/// Parses `virsh list --all --uuid --name`. A name holding a newline would spill onto a
-/// line of its own; such a domain is dropped rather than guessed at.
-pub fn parse_uuid_listing(stdout: &str) -> Vec<(Uuid, String)> {
-    let mut domains: Vec<(Uuid, String)> = Vec::new();
+/// One line of [`listing_argv`]'s output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub uuid: Uuid,
+    pub active: bool,
+    pub name: String,
+}
+
+/// Parses `virsh list --all --id --uuid --name`. A name holding a newline would spill onto
+/// a line of its own; such a domain is dropped rather than guessed at.
+pub fn parse_listing(stdout: &str) -> Vec<Listed> {
+    let mut domains: Vec<Listed> = Vec::new();
     let mut last_was_spilled = false;
     for line in stdout.split('\n') {
-        let parsed = line
-            .split_once(' ')
-            .and_then(|(uuid, name)| Some((Uuid::parse(uuid)?, name.to_owned())));
+        let parsed = line.split_once(' ').and_then(|(uuid, rest)| {
+            let (id, name) = rest.split_once(' ')?;
+            let active = id != "-";
+            if active && !id.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some(Listed {
+                uuid: Uuid::parse(uuid)?,
+                active,
+                name: name.to_owned(),
+            })
+        });
         match parsed {
             Some(entry) => {
                 domains.push(entry);
@@ -104,14 +206,6 @@ pub fn parse_uuid_listing(stdout: &str) -> Vec<(Uuid, String)> {
         }
     }
     domains
-}
-
-/// Finds the UUID of the domain named exactly `name` in a listing.
-pub fn find_uuid<'a>(listing: &'a [(Uuid, String)], name: &str) -> Option<&'a Uuid> {
-    listing
-        .iter()
-        .find(|(_, n)| n == name)
-        .map(|(uuid, _)| uuid)
 }
 
 /// Parses `virsh domstats --state` into (name, state) pairs, with states worded as
@@ -149,24 +243,59 @@ fn state_word(code: &str) -> &'static str {
     }
 }
 
-/// Whether virsh's error output says it never reached libvirt.
-pub fn is_unreachable(stderr: &str) -> bool {
-    stderr.contains("failed to connect to the hypervisor")
+/// virsh's output, safe for a terminal, with the UUID it was given shown as the name the
+/// user knows.
+fn as_the_user_knows_it(text: &str, target: &Target<'_>) -> String {
+    match &target.uuid {
+        Some(uuid) => terminal_safe(&text.replace(uuid.as_str(), target.name)),
+        None => terminal_safe(text),
+    }
 }
 
-/// The fixed environment virsh runs in: nothing of ours (no LIBVIRT_DEFAULT_URI, VIRSH_*,
-/// LIBVIRT_LOG_*), and a HOME and XDG_CONFIG_HOME that do not exist, so that no
-/// libvirt.conf (URI aliases, default URI) is read from anywhere a user could influence.
-pub const ENVIRONMENT: [(&str, &str); 5] = [
-    ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-    ("LC_ALL", "C"),
-    ("HOME", "/nonexistent"),
-    ("XDG_CONFIG_HOME", "/nonexistent"),
-    ("XDG_CACHE_HOME", "/nonexistent"),
-];
+/// Reads a failed run's stderr.
+fn fault(captured: &Captured, target: Option<&Target<'_>>) -> Fault {
+    let shown = match target {
+        Some(target) => as_the_user_knows_it(&captured.stderr, target),
+        None => terminal_safe(&captured.stderr),
+    };
+    let words: Vec<&str> = shown.lines().filter(|line| !is_noise(line)).collect();
+    let words = words.join("\n");
+    if captured
+        .stderr
+        .contains("failed to connect to the hypervisor")
+    {
+        Fault::Unreachable(words)
+    } else if captured.stderr.contains("Active console session exists") {
+        Fault::ConsoleBusy(words)
+    } else if target.is_some_and(|t| names_missing(&captured.stderr, t)) {
+        Fault::NotFound
+    } else {
+        Fault::Failed {
+            words,
+            status: captured.status.to_string(),
+        }
+    }
+}
 
-/// How long a timed-out run may take to be collected after its group was killed.
-const AFTER_KILL: Duration = Duration::from_millis(500);
+/// Whether virsh says it found no domain for what it was given (`error: failed to get
+/// domain 'X'`, with X the name or UUID it was given, then perhaps libvirt's own "Domain not
+/// found" line). Any other error line (access denied, say) is not "no such domain".
+fn names_missing(stderr: &str, target: &Target<'_>) -> bool {
+    let given = target.uuid.as_ref().map_or(target.name, Uuid::as_str);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    errors.first() == Some(&format!("error: failed to get domain '{given}'").as_str())
+        && errors[1..]
+            .iter()
+            .all(|line| line.starts_with("error: Domain not found"))
+}
+
+/// Lines of virsh output that say nothing to the user.
+fn is_noise(line: &str) -> bool {
+    line.trim().is_empty() || line.starts_with("Authorization not available")
+}
 
 /// What a finished virsh run produced.
 #[derive(Debug)]
@@ -176,12 +305,7 @@ pub struct Captured {
     pub stderr: String,
 }
 
-impl Captured {
-    pub fn success(&self) -> bool {
-        self.status.success()
-    }
-}
-
+/// A run that did not finish.
 #[derive(Debug)]
 pub enum RunError {
     /// virsh could not be started (missing, not executable, ...).
@@ -192,23 +316,7 @@ pub enum RunError {
     Interrupted,
 }
 
-/// Runs the configured virsh binary.
-#[derive(Debug, Clone)]
-pub struct Virsh {
-    path: PathBuf,
-}
-
 impl Virsh {
-    pub fn new(path: &Path) -> Virsh {
-        Virsh {
-            path: path.to_owned(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn command(&self, argv: &[OsString]) -> Command {
         let mut command = Command::new(&self.path);
         command
@@ -222,6 +330,7 @@ impl Virsh {
     /// Runs virsh with `argv`, stdin closed and output captured, killing its whole process
     /// group if it is still running at `deadline`.
     pub fn run(&self, argv: &[OsString], deadline: Instant) -> Result<Captured, RunError> {
+        let started = Instant::now();
         let mut command = self.command(argv);
         command
             .stdin(Stdio::null())
@@ -241,14 +350,16 @@ impl Virsh {
             Ok(output) => output,
             Err(_) => {
                 guard.kill();
-                // Once the group is dead its pipes close at once, unless something left the
-                // group (setsid) still holds them: that must not keep the request past its
+                // Once the group is dead its pipes close at once, unless something that left
+                // the group (setsid) still holds them: that must not keep the request past its
                 // deadline, so the collecting thread is given a moment and then left behind.
                 let _ = receiver.recv_timeout(AFTER_KILL);
+                log_run(argv, started, "timed out, killed");
                 return Err(RunError::TimedOut);
             }
         };
         let output = output.map_err(RunError::CannotRun)?;
+        log_run(argv, started, &output.status.to_string());
         if was_killed(output.status) && (crate::sys::hung_up() || crate::sys::take_interrupt()) {
             return Err(RunError::Interrupted);
         }
@@ -265,12 +376,14 @@ impl Virsh {
     /// The terminal's settings are put back afterwards however virsh ended: killed, it
     /// would leave raw mode behind.
     pub fn run_attached(&self, argv: &[OsString]) -> Result<Captured, RunError> {
+        let started = Instant::now();
         let mut command = self.command(argv);
         command.stderr(Stdio::piped());
         let _terminal = crate::sys::TerminalGuard::save();
         let (child, _guard) =
             crate::sys::spawn_tracked(&mut command, false).map_err(RunError::CannotRun)?;
         let output = child.wait_with_output().map_err(RunError::CannotRun)?;
+        log_run(argv, started, &output.status.to_string());
         if was_killed(output.status) && (crate::sys::hung_up() || crate::sys::take_interrupt()) {
             return Err(RunError::Interrupted);
         }
@@ -282,13 +395,23 @@ impl Virsh {
     }
 }
 
-fn was_killed(status: ExitStatus) -> bool {
-    status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32)
+/// For the administrator's `--debug`: each virsh argv, how long it took, how it ended.
+fn log_run(argv: &[OsString], started: Instant, ended: &str) {
+    if log::log_enabled!(log::Level::Debug) {
+        let words: Vec<String> = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        log::debug!(
+            "virsh {} took {} ms: {ended}",
+            words.join(" "),
+            started.elapsed().as_millis()
+        );
+    }
 }
 
-/// `timeout_secs` from now; console has no deadline and does not use this.
-pub fn deadline_after(timeout: Duration) -> Instant {
-    Instant::now() + timeout
+fn was_killed(status: ExitStatus) -> bool {
+    status.signal() == Some(nix::sys::signal::Signal::SIGKILL as i32)
 }
 
 #[cfg(test)]
@@ -303,33 +426,15 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn uuids_parse_only_in_canonical_shape() {
-        assert!(Uuid::parse(UUID).is_some());
-        assert_eq!(
-            Uuid::parse("6695EB01-F6A4-8304-79AA-97F2502E193F").map(|u| u.0),
-            Some(UUID.to_owned())
-        );
-        for bad in [
-            "",
-            "2",
-            "6695eb01f6a4830479aa97f2502e193f",
-            "6695eb01-f6a4-8304-79aa-97f2502e193",
-            "6695eb01-f6a4-8304-79aa-97f2502e193fa",
-            "6695eb01-f6a4-8304-79aa-97f2502e193g",
-            "6695eb01-f6a4-8304-79aa--97f2502e193f",
-            "+695eb01-f6a4-8304-79aa-97f2502e193f",
-            " 695eb01-f6a4-8304-79aa-97f2502e193f",
-        ] {
-            assert!(Uuid::parse(bad).is_none(), "{bad}");
+    fn by_uuid(name: &str) -> Target<'_> {
+        Target {
+            name,
+            uuid: Uuid::parse(UUID),
         }
     }
 
     #[test]
     fn action_argv_is_complete_and_acts_by_uuid() {
-        let Some(uuid) = Uuid::parse(UUID) else {
-            panic!()
-        };
         let connect = "qemu:///system";
         let cases: &[(Action, &[&str])] = &[
             (
@@ -369,7 +474,7 @@ mod tests {
             ),
         ];
         for (action, expected) in cases {
-            let argv = action_argv(connect, *action, &uuid);
+            let argv = action_argv(connect, *action, &by_uuid("2"));
             assert_eq!(words(&argv), *expected);
             // Never one argument (a command script), never --force.
             assert!(argv.len() > 1);
@@ -378,15 +483,35 @@ mod tests {
     }
 
     #[test]
+    fn a_name_goes_after_domain_as_its_own_word() {
+        let target = Target {
+            name: "--force",
+            uuid: None,
+        };
+        assert_eq!(
+            words(&action_argv("test:///default", Action::Console, &target)),
+            [
+                "--connect",
+                "test:///default",
+                "console",
+                "--safe",
+                "--domain",
+                "--force"
+            ]
+        );
+    }
+
+    #[test]
     fn listing_argv_are_read_only() {
         assert_eq!(
-            words(&uuid_listing_argv("test:///default")),
+            words(&listing_argv("test:///default")),
             [
                 "--connect",
                 "test:///default",
                 "--readonly",
                 "list",
                 "--all",
+                "--id",
                 "--uuid",
                 "--name"
             ]
@@ -403,42 +528,50 @@ mod tests {
         );
     }
 
+    fn find<'a>(listing: &'a [Listed], name: &str) -> Option<(&'a str, bool)> {
+        listing
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| (d.uuid.as_str(), d.active))
+    }
+
     #[test]
-    fn uuid_listing_parses_names_as_they_are() {
-        let out = "6695eb01-f6a4-8304-79aa-97f2502e193f test\n\
-                   1c26ef96-2259-4182-8a59-ac38b2b550c3 -x\n\
-                   a6f77d46-b31d-487e-b696-50ffa06dc1cb 1\n\
-                   b6f77d46-b31d-487e-b696-50ffa06dc1cb with space\n\n";
-        let listing = parse_uuid_listing(out);
+    fn listing_parses_names_as_they_are() {
+        let out = "6695eb01-f6a4-8304-79aa-97f2502e193f 1 test\n\
+                   1c26ef96-2259-4182-8a59-ac38b2b550c3 - -x\n\
+                   a6f77d46-b31d-487e-b696-50ffa06dc1cb 12 1\n\
+                   b6f77d46-b31d-487e-b696-50ffa06dc1cb -  with space\n\n";
+        let listing = parse_listing(out);
         assert_eq!(listing.len(), 4);
         assert_eq!(
-            find_uuid(&listing, "1").map(Uuid::as_str),
-            Some("a6f77d46-b31d-487e-b696-50ffa06dc1cb")
+            find(&listing, "1"),
+            Some(("a6f77d46-b31d-487e-b696-50ffa06dc1cb", true))
         );
         assert_eq!(
-            find_uuid(&listing, "-x").map(Uuid::as_str),
-            Some("1c26ef96-2259-4182-8a59-ac38b2b550c3")
+            find(&listing, "-x"),
+            Some(("1c26ef96-2259-4182-8a59-ac38b2b550c3", false))
         );
         assert_eq!(
-            find_uuid(&listing, "with space").map(Uuid::as_str),
-            Some("b6f77d46-b31d-487e-b696-50ffa06dc1cb")
+            find(&listing, " with space"),
+            Some(("b6f77d46-b31d-487e-b696-50ffa06dc1cb", false))
         );
-        assert_eq!(find_uuid(&listing, "2"), None);
+        assert_eq!(find(&listing, "2"), None);
+        assert_eq!(find(&listing, "6695eb01-f6a4-8304-79aa-97f2502e193f"), None);
+        assert_eq!(find(&listing, "Test"), None);
         assert_eq!(
-            find_uuid(&listing, "6695eb01-f6a4-8304-79aa-97f2502e193f"),
-            None
+            parse_listing("6695eb01-f6a4-8304-79aa-97f2502e193f x1 test\n"),
+            []
         );
-        assert_eq!(find_uuid(&listing, "Test"), None);
     }
 
     #[test]
     fn a_name_spilling_over_lines_is_dropped_not_guessed() {
         // A domain named "a\nb" must not be taken for a domain named "a".
-        let out = "6695eb01-f6a4-8304-79aa-97f2502e193f a\nb\n\
-                   1c26ef96-2259-4182-8a59-ac38b2b550c3 c\n";
-        let listing = parse_uuid_listing(out);
-        assert_eq!(find_uuid(&listing, "a"), None);
-        assert!(find_uuid(&listing, "c").is_some());
+        let out = "6695eb01-f6a4-8304-79aa-97f2502e193f - a\nb\n\
+                   1c26ef96-2259-4182-8a59-ac38b2b550c3 3 c\n";
+        let listing = parse_listing(out);
+        assert_eq!(find(&listing, "a"), None);
+        assert!(find(&listing, "c").is_some());
         assert_eq!(listing.len(), 1);
     }
 
@@ -457,11 +590,80 @@ mod tests {
         );
     }
 
+    fn failed(stderr: &str) -> Captured {
+        Captured {
+            status: ExitStatus::from_raw(1 << 8),
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+
     #[test]
-    fn unreachable_is_recognised() {
-        assert!(is_unreachable(
-            "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/x': No such file or directory\n"
-        ));
-        assert!(!is_unreachable("error: Domain is already active\n"));
+    fn virsh_words_are_read_into_faults() {
+        let target = by_uuid("web1");
+        let cases = [
+            (
+                "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/x': No such file or directory\n",
+                Fault::Unreachable(
+                    "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/x': No such file or directory".into(),
+                ),
+            ),
+            (
+                "Authorization not available. Check if polkit service is running\nerror: operation failed: Active console session exists for this domain\n",
+                Fault::ConsoleBusy(
+                    "error: operation failed: Active console session exists for this domain".into(),
+                ),
+            ),
+            (
+                "error: Domain '6695eb01-f6a4-8304-79aa-97f2502e193f' is already active\n",
+                Fault::Failed {
+                    words: "error: Domain 'web1' is already active".into(),
+                    status: "exit status: 1".into(),
+                },
+            ),
+            (
+                "error: \x1b]0;x\x07\n\n",
+                Fault::Failed {
+                    words: "error: \\x1b]0;x\\x07".into(),
+                    status: "exit status: 1".into(),
+                },
+            ),
+            (
+                "",
+                Fault::Failed {
+                    words: String::new(),
+                    status: "exit status: 1".into(),
+                },
+            ),
+            (
+                "error: failed to get domain '6695eb01-f6a4-8304-79aa-97f2502e193f'\n",
+                Fault::NotFound,
+            ),
+            (
+                "error: failed to get domain '6695eb01-f6a4-8304-79aa-97f2502e193f'\nerror: Domain not found: no domain with matching uuid '6695eb01-f6a4-8304-79aa-97f2502e193f'\n",
+                Fault::NotFound,
+            ),
+            (
+                "error: failed to get domain '6695eb01-f6a4-8304-79aa-97f2502e193f'\nerror: access denied: x\n",
+                Fault::Failed {
+                    words: "error: failed to get domain 'web1'\nerror: access denied: x".into(),
+                    status: "exit status: 1".into(),
+                },
+            ),
+            (
+                "error: failed to get domain 'web1'\n",
+                Fault::Failed {
+                    words: "error: failed to get domain 'web1'".into(),
+                    status: "exit status: 1".into(),
+                },
+            ),
+        ];
+        for (stderr, expected) in cases {
+            assert_eq!(
+                fault(&failed(stderr), Some(&target)),
+                expected,
+                "{stderr:?}"
+            );
+        }
     }
 }

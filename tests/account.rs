@@ -4,7 +4,7 @@
 //! "console" is the rig's own sshd port, and a key without `restrict` shows the forward
 //! would indeed work.
 
-mod common;
+use dromaius_rig as common;
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};

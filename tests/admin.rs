@@ -3,7 +3,7 @@
 //! pasted into the real sshd's authorized_keys and used to log in; and none of the
 //! subcommands can be reached by a user through sshd.
 
-mod common;
+use dromaius_rig as common;
 
 use std::fs;
 use std::io::Write;

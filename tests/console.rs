@@ -1,18 +1,18 @@
 //! The serial console as a person at a terminal meets it, against a real domain: a QEMU
 //! guest (TCG) under the rig's session libvirtd, booting a 512-byte sector that echoes what
-//! it receives on COM1 (tests/common/guest.rs). dromaius runs as a forced command behind
+//! it receives on COM1 (rig/src/guest.rs). dromaius runs as a forced command behind
 //! the real sshd (`ssh -tt`), or directly in a pty where the test needs the terminal itself.
 
-mod common;
+use dromaius_rig as common;
 
 use std::process::Command;
 use std::time::Duration;
 
 use common::guest::Guest;
+use common::pty::Signal;
 use common::pty::{Term, assert_none_left, flag_set, one_pid_with, send_signal, stty, terminal_of};
 use common::world::{World, assert_ends, row, summary};
 use common::{Rig, unique};
-use rexpect::process::Signal;
 
 const ALICE: &str = "dromaius (alice)> ";
 /// Ctrl+]: virsh console's escape.

@@ -10,7 +10,7 @@
 //! acting only on a domain granted for that command; no process was left behind; and no
 //! domain outside the key's grants changed state.
 
-mod common;
+use dromaius_rig as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use common::direct::{Exec, HostileEnv, Invocation, check_record, still_running};
 use common::{AuditSink, Rig, dromaius_bin, write_file};
 use dromaius::action::Action;
 use dromaius::config::{self, Config};
-use dromaius::policy::{Decision, Subject};
+use dromaius::policy::{self, Decision, Judgement, Subject};
 use dromaius::request::{self, MAX_REQUEST_BYTES, Verb};
 
 /// The grants every case is judged against. `URI` and `SINK` are filled in per world.
@@ -792,29 +792,13 @@ fn corpus(uuids: &Uuids) -> Vec<Case> {
     cases
 }
 
-/// The library's judgement of one line, as the gateway makes it.
+/// The library's judgement of one line: the very function the gateway acts on.
 fn judge(config: &Config, key: &str, line: &[u8]) -> Option<Want> {
-    let request = match request::parse(line) {
-        Ok(None) => return None,
-        Ok(Some(request)) => request,
-        Err(_) => return Some(Want::Invalid),
-    };
     let subject = Subject::new(config, key, None);
-    if request.verb == Verb::Exit {
-        return Some(Want::Allow);
-    }
-    if !subject.is_known() {
-        return Some(Want::Deny);
-    }
-    let Verb::Act(action) = request.verb else {
-        return Some(Want::Allow);
-    };
-    let Some(domain) = request.domain.or_else(|| subject.implied_domain()) else {
-        return Some(Want::Invalid);
-    };
-    Some(match subject.decide(action, &domain) {
-        Decision::Allow { .. } => Want::Allow,
-        Decision::Deny(_) => Want::Deny,
+    Some(match policy::judge_line(&subject, line)? {
+        Judgement::Invalid(_) => Want::Invalid,
+        Judgement::Denied { .. } => Want::Deny,
+        Judgement::Session(_) | Judgement::Allowed(_) => Want::Allow,
     })
 }
 
@@ -978,7 +962,7 @@ fn check_exec(world: &World, key: &str, exec: &Exec, label: &str) {
     assert_eq!(args[..2], ["--connect", uri.as_str()], "{label}: {argv:?}");
     let rest = &args[2..];
     let listing: [&[&str]; 2] = [
-        &["--readonly", "list", "--all", "--uuid", "--name"],
+        &["--readonly", "list", "--all", "--id", "--uuid", "--name"],
         &["--readonly", "domstats", "--state"],
     ];
     if listing.contains(&rest) {

@@ -6,7 +6,7 @@
 //!
 //! (tests/gateway.rs has the ssh-level basics of some of these; these go further.)
 
-mod common;
+use dromaius_rig as common;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -47,7 +47,7 @@ fn fake_virsh(body: &str) -> (PathBuf, PathBuf) {
     let script = format!(
         "#!/bin/sh\n\
          echo $$ >> {pids}\n\
-         case \"$*\" in *'list --all --uuid --name'*) echo '{UUID} web1'; exit 0;; esac\n\
+         case \"$*\" in *'list --all --id --uuid --name'*) echo '{UUID} - web1'; exit 0;; esac\n\
          {body}\n",
         pids = pids.display(),
         body = body.replace("PIDS", &pids.display().to_string()),

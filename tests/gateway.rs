@@ -2,7 +2,7 @@
 //! behind a real sshd, acting on a real libvirtd (test driver). Domain states are checked
 //! with virsh directly, never through dromaius.
 
-mod common;
+use dromaius_rig as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -3,14 +3,14 @@
 //! `ssh -tt`, against the rig's libvirtd (test driver). What ran is read from the audit
 //! records and from virsh directly, never from dromaius's own word.
 
-mod common;
+use dromaius_rig as common;
 
 use std::time::Duration;
 
+use common::pty::Signal;
 use common::pty::{Term, assert_none_left, flag_set, one_pid_with, send_signal, stty, terminal_of};
 use common::world::{World, assert_ends, make_executable, row, summary};
 use common::{Rig, unique, write_file};
-use rexpect::process::Signal;
 
 const ALICE: &str = "dromaius (alice)> ";
 const UP: &str = "\x1b[A";

@@ -1,6 +1,6 @@
 //! Proves the shared rig itself works, with plain virsh and plain ssh (no dromaius).
 
-mod common;
+use dromaius_rig as common;
 
 use common::{AuditSink, Rig, describe, unique};
 use std::os::unix::net::UnixDatagram;

@@ -1,6 +1,6 @@
 //! The promise every fuzz target checks after each decision: an `Allow` is backed by a
 //! grant of the key (or the bound `AllowedHosts` domain) that matches both the command and
-//! the domain, it is the *first* such grant, and its URI is that grant's; a `Deny` means no
+//! the domain, it is the *first* such grant, and its hypervisors are that grant's; a `Deny` means no
 //! grant could have allowed it. Shared by the targets with `#[path]`.
 
 use dromaius::action::Action;
@@ -25,7 +25,7 @@ pub fn check_decision(
     let host_allowed = bound.is_some_and(|b| config.allowed_hosts.iter().any(|h| h == b));
     match decision {
         Decision::Allow {
-            connect,
+            hypervisors,
             grant: Some(index),
         } => {
             assert!(
@@ -39,7 +39,7 @@ pub fn check_decision(
             assert_eq!(Some(index), first_match, "not the first matching grant");
             let grant = &grants[index];
             assert!(grant.commands.contains(action));
-            assert_eq!(connect, config.connect_of(grant));
+            assert_eq!(hypervisors, config.hypervisors_of(grant));
             // An exact name matches only itself, byte for byte.
             if grant
                 .domains
@@ -56,12 +56,12 @@ pub fn check_decision(
             }
         }
         Decision::Allow {
-            connect,
+            hypervisors,
             grant: None,
         } => {
             assert_eq!(bound, Some(domain), "AllowedHosts allow for another domain");
             assert!(host_allowed, "allowed a bound host not in AllowedHosts");
-            assert_eq!(connect, config.connect);
+            assert_eq!(hypervisors, config.connect.as_slice());
         }
         Decision::Deny(_) => {
             assert!(

@@ -1,6 +1,7 @@
-//! Fuzzes one request line through the parser and the policy, as the gateway would judge
-//! it: the first input byte picks the key, the session binding and the config; the rest is
-//! the line the user sent. Checks the grammar's promises and the decision invariant.
+//! Fuzzes one request line through the parser and the judgement the gateway acts on
+//! (`policy::judge_line`): the first input byte picks the key, the session binding and the
+//! config; the rest is the line the user sent. Checks the grammar's promises and the
+//! decision invariant.
 
 #![no_main]
 #![forbid(unsafe_code)]
@@ -10,7 +11,7 @@ use std::sync::OnceLock;
 
 use dromaius::config::{self, Config};
 use dromaius::escape;
-use dromaius::policy::Subject;
+use dromaius::policy::{self, Judgement, Subject};
 use dromaius::request::{self, MAX_REQUEST_BYTES, Verb};
 use libfuzzer_sys::fuzz_target;
 
@@ -95,18 +96,29 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let subject = Subject::new(config, key, bound);
-    let Verb::Act(action) = request.verb else {
-        return;
-    };
-    let Some(domain) = request.domain.clone().or_else(|| subject.implied_domain()) else {
-        return;
+    let judgement = policy::judge_line(&subject, line).expect("a request is not blank");
+    let (action, domain) = match &judgement {
+        Judgement::Allowed(allowed) => {
+            assert!(!allowed.implied || request.domain.is_none());
+            (allowed.action, allowed.domain.clone())
+        }
+        Judgement::Denied {
+            verb: Verb::Act(action),
+            domain: Some(domain),
+            ..
+        } => (*action, domain.clone()),
+        Judgement::Session(verb) => {
+            assert!(!matches!(verb, Verb::Act(_)));
+            return;
+        }
+        Judgement::Denied { .. } | Judgement::Invalid(_) => return,
     };
     invariant::check_decision(config, key, bound, &subject, action, &domain);
-    for connect in subject.connects() {
-        if subject.may_list(&domain, connect) {
+    for hypervisor in subject.hypervisors() {
+        if subject.may_list(&domain, hypervisor) {
             assert!(dromaius::action::Action::ALL.into_iter().any(|a| matches!(
                 subject.decide(a, &domain),
-                dromaius::policy::Decision::Allow { connect: c, .. } if c == connect
+                dromaius::policy::Decision::Allow { hypervisors, .. } if hypervisors.contains(&hypervisor)
             )));
         }
     }

@@ -12,12 +12,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use std::ffi::OsString;
 
 use super::pubkey::{self, PublicKey};
 use crate::action::Action;
-use crate::cli::{Cli, normalize_legacy_flags};
-use crate::config::{self, Config};
+use crate::cli::{self, ArgsError, GatewayArgs, Invocation};
+use crate::config::Config;
 use crate::escape::escape;
 use crate::policy::Subject;
 
@@ -340,37 +340,36 @@ fn lint_entry(entry: &Entry, context: &Context<'_>, report: &mut dyn FnMut(bool,
         );
     }
 
-    let arguments = normalize_legacy_flags(words.iter().map(Into::into));
-    let cli = match Cli::try_parse_from(arguments) {
-        Ok(cli) => cli,
-        Err(error) => {
-            let text = error.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
+    // What the gateway itself would make of these words: the same function decides.
+    let gateway = match cli::parse(words.iter().map(OsString::from)) {
+        Ok(Invocation::Gateway(gateway)) => gateway,
+        Ok(Invocation::Admin { .. }) => {
             report(
                 true,
-                format!("dromaius would refuse its arguments: {first}"),
+                "runs an administrator subcommand, not the gateway".into(),
+            );
+            return true;
+        }
+        Err(ArgsError::Meaningless(why)) => {
+            lint_forwarding(entry, report);
+            report(true, format!("{why}: dromaius refuses it"));
+            return true;
+        }
+        Err(error) => {
+            report(
+                true,
+                format!("dromaius would refuse its arguments: {error}"),
             );
             return true;
         }
     };
-    if cli.admin.is_some() {
-        report(
-            true,
-            "runs an administrator subcommand, not the gateway".into(),
-        );
-        return true;
-    }
-    lint_options(entry, context, &cli, report);
+    let allowed = lint_forwarding(entry, report);
+    lint_gateway(allowed, context, &gateway, report);
     true
 }
 
-fn lint_options(
-    entry: &Entry,
-    context: &Context<'_>,
-    cli: &Cli,
-    report: &mut dyn FnMut(bool, String),
-) {
+/// Forwarding left on is a problem whatever the command; returns what the options allow.
+fn lint_forwarding(entry: &Entry, report: &mut dyn FnMut(bool, String)) -> Allowed {
     let allowed = allowed(&entry.options);
     let open: Vec<&str> = [
         (allowed.port_forwarding, "port"),
@@ -391,18 +390,17 @@ fn lint_options(
         );
     }
 
-    let legacy = cli.cmd.is_some() || cli.host.is_some();
-    if cli.cmd.is_some() && cli.host.is_none() {
-        report(true, "-cmd without -host: dromaius refuses it".into());
-        return;
-    }
-    let config_path = cli.config.clone().unwrap_or_else(|| {
-        PathBuf::from(if legacy {
-            config::LEGACY_DEFAULT_PATH
-        } else {
-            config::DEFAULT_PATH
-        })
-    });
+    allowed
+}
+
+/// What the gateway would do with this line: which config it reads, as which key.
+fn lint_gateway(
+    allowed: Allowed,
+    context: &Context<'_>,
+    gateway: &GatewayArgs,
+    report: &mut dyn FnMut(bool, String),
+) {
+    let config_path = &gateway.config;
     if config_path.is_relative() {
         report(
             false,
@@ -412,7 +410,7 @@ fn lint_options(
                 escape(&config_path.to_string_lossy())
             ),
         );
-    } else if (context.resolve)(&config_path).as_deref() != Some(context.config_path) {
+    } else if (context.resolve)(config_path).as_deref() != Some(context.config_path) {
         report(
             true,
             format!(
@@ -424,7 +422,7 @@ fn lint_options(
         return;
     }
 
-    let identity = match (&cli.key, &cli.host) {
+    let identity = match (&gateway.key, &gateway.bound) {
         (Some(key), _) => key.clone(),
         (None, Some(host)) => {
             if !context.config.allowed_hosts.iter().any(|h| h == host) {
@@ -454,7 +452,7 @@ fn lint_options(
             return;
         }
     };
-    let subject = Subject::new(context.config, &identity, cli.host.as_deref());
+    let subject = Subject::new(context.config, &identity, gateway.bound.as_deref());
     if !context.config.keys.contains_key(&identity) {
         report(
             true,
@@ -525,9 +523,7 @@ fn shell_words(command: &str) -> Result<Vec<String>, String> {
                     }
                 }
             }
-            c if c.is_ascii_alphanumeric()
-                || matches!(c, '/' | '.' | '_' | '-' | '+' | '@' | '%' | ':' | ',' | '=') =>
-            {
+            c if super::keyline::is_plain_word_char(c) => {
                 word.get_or_insert_with(String::new).push(c);
             }
             other => {
@@ -558,7 +554,7 @@ mod tests {
     const CHECKED: &str = "/etc/dromaius/dromaius.json";
 
     fn run(text: &str) -> (Vec<(usize, bool, String)>, Counts) {
-        let config = config::parse(CONFIG, Path::new(CHECKED)).unwrap();
+        let config = crate::config::parse(CONFIG, Path::new(CHECKED)).unwrap();
         // The "file system": these paths exist; /usr/local/bin/dromaius is a link to BIN.
         let resolve = |path: &Path| -> Option<PathBuf> {
             match path.to_str()? {
@@ -674,7 +670,7 @@ mod tests {
             (format!("command=\"{BIN}\",restrict {ED25519}"), "no --key"),
             (
                 format!("command=\"{BIN} -cmd start -config {CHECKED}\",restrict {ED25519}"),
-                "-cmd without -host",
+                "-cmd needs -host DOMAIN: dromaius refuses it",
             ),
             (
                 format!(

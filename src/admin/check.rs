@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use crate::action::{Action, ActionSet};
 use crate::config::{Config, DomainPattern, Grant};
 use crate::escape::escape;
+use crate::lookup::{self, Reading};
 
 /// A warning, at a grant's line when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +35,12 @@ fn sorted_keys(config: &Config) -> Vec<(&String, &Vec<Grant>)> {
 }
 
 fn pattern_text(pattern: &DomainPattern) -> &str {
-    match pattern {
-        DomainPattern::Exact(name) => name,
-        DomainPattern::Glob(glob) => glob.as_str(),
-    }
+    pattern.text()
+}
+
+/// The URIs a list of hypervisors names, escaped, for people.
+fn uris_text(uris: &[&str]) -> String {
+    uris.iter().map(|u| escape(u)).collect::<Vec<_>>().join(" ")
 }
 
 fn commands_text(commands: ActionSet) -> String {
@@ -60,7 +63,13 @@ pub fn summary(config: &Config, file: &str) -> String {
         out,
         "  virsh {}, connect {}, timeout {} s, audit to {}",
         escape(&config.virsh.to_string_lossy()),
-        escape(&config.connect),
+        uris_text(
+            &config
+                .connect
+                .iter()
+                .map(|id| config.hypervisor(*id).uri.as_str())
+                .collect::<Vec<_>>()
+        ),
         config.timeout.as_secs(),
         escape(&config.syslog_socket.to_string_lossy()),
     );
@@ -96,11 +105,10 @@ pub fn summary(config: &Config, file: &str) -> String {
                 .iter()
                 .map(|p| escape(pattern_text(p)))
                 .collect();
-            let connect = grant
-                .connect
-                .as_deref()
-                .map(|c| format!(" (connect {})", escape(c)))
-                .unwrap_or_default();
+            let connect = match &grant.connect {
+                Some(_) => format!(" (connect {})", uris_text(&config.uris_of(grant))),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
                 "    #{} line {}: {} -> {}{connect}",
@@ -236,84 +244,18 @@ fn covers(patterns: &[DomainPattern], pattern: &DomainPattern) -> bool {
     })
 }
 
-/// How virsh would read `name` as a domain argument before trying it as a name:
-/// `Some("the id N")` / `Some("a UUID")`, or `None` when it is only ever a name.
-///
-/// virsh (tools/virsh-util.c) tries an id when `virStrToLong_i` accepts the whole string
-/// and the value is >= 0 (strtol: leading white space, an optional sign, decimal digits,
-/// within `int`), then a UUID when the string is 36 bytes long and `virUUIDParse` accepts it
-/// (32 hex digits in pairs, `-` or space between pairs, white space around). A 32-digit
-/// name without dashes is also reported: virsh skips it, but libvirt's UUID lookup (and
-/// tools built on it) accepts it.
+/// How virsh would read `name` as a domain argument before trying it as a name, in words:
+/// `Some("the domain id N")` / `Some("a domain UUID")`, or `None` when it is only ever a
+/// name. A 32-digit name without dashes is also reported: virsh skips it, but libvirt's UUID
+/// lookup (and tools built on it) accepts it.
 pub fn virsh_reading(name: &str) -> Option<String> {
-    if let Some(id) = strtol_int(name).filter(|id| *id >= 0) {
-        return Some(format!("the domain id {id}"));
-    }
-    if parses_as_uuid(name) {
-        return Some(if name.len() == 36 {
-            "a domain UUID".into()
-        } else {
+    Some(match lookup::reading(name)? {
+        Reading::Id(id) => format!("the domain id {id}"),
+        Reading::Uuid => "a domain UUID".into(),
+        Reading::UuidWithoutDashes => {
             "a domain UUID (libvirt's UUID lookup; not virsh, which wants 36 characters)".into()
-        });
-    }
-    None
-}
-
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// `virStrToLong_i(name, NULL, 10, &id) == 0`: the whole string is one C `int`.
-fn strtol_int(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let mut at = bytes.iter().take_while(|b| is_c_space(**b)).count();
-    let negative = match bytes.get(at) {
-        Some(b'-') => {
-            at += 1;
-            true
         }
-        Some(b'+') => {
-            at += 1;
-            false
-        }
-        _ => false,
-    };
-    let digits = &bytes[at..];
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut value: i64 = 0;
-    for digit in digits {
-        value = value
-            .checked_mul(10)?
-            .checked_add(i64::from(digit - b'0'))?;
-        if value > i64::from(i32::MAX) + 1 {
-            return None;
-        }
-    }
-    let value = if negative { -value } else { value };
-    i32::try_from(value).ok().map(i64::from)
-}
-
-/// `virUUIDParse(name) == 0`.
-fn parses_as_uuid(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut at = bytes.iter().take_while(|b| is_c_space(**b)).count();
-    let mut pairs = 0;
-    while pairs < 16 {
-        match bytes.get(at) {
-            Some(b'-' | b' ') => at += 1,
-            Some(high) if high.is_ascii_hexdigit() => {
-                if !bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit) {
-                    return false;
-                }
-                at += 2;
-                pairs += 1;
-            }
-            _ => return false,
-        }
-    }
-    bytes[at..].iter().all(|b| is_c_space(*b))
+    })
 }
 
 #[cfg(test)]
@@ -333,48 +275,17 @@ mod tests {
     }
 
     #[test]
-    fn virsh_reading_table() {
-        let id = |n: i64| Some(format!("the domain id {n}"));
-        let uuid = Some("a domain UUID".to_string());
-        let cases: &[(&str, Option<String>)] = &[
-            ("2", id(2)),
-            ("0", id(0)),
-            ("+5", id(5)),
-            ("007", id(7)),
-            ("-0", id(0)),
-            (" 2", id(2)),
-            ("2147483647", id(2147483647)),
-            ("-5", None),
-            ("2147483648", None),
-            ("99999999999999999999", None),
-            ("2 ", None),
-            ("0x10", None),
-            ("1e3", None),
-            ("", None),
-            ("+", None),
-            ("-", None),
-            ("web1", None),
-            ("\u{0662}", None), // Arabic-Indic two is not a C digit
-            ("6695eb01-f6a4-8304-79aa-97f2502e193f", uuid.clone()),
-            ("6695EB01-F6A4-8304-79AA-97F2502E193F", uuid.clone()),
-            ("----6695eb01f6a4830479aa97f2502e193f", uuid.clone()),
-            ("6695eb01f6a4830479aa97f2502e193f----", None), // only white space may follow
-            ("  6695eb01f6a4830479aa97f2502e193f  ", uuid.clone()),
-            (
-                "6695eb01f6a4830479aa97f2502e193f",
-                Some(
-                    "a domain UUID (libvirt's UUID lookup; not virsh, which wants 36 characters)"
-                        .into(),
-                ),
-            ),
-            ("6695eb01-f6a4-8304-79aa-97f2502e193", None),
-            ("6695eb01-f6a4-8304-79aa-97f2502e193g", None),
-            ("6-695eb01-f6a4-8304-79aa-97f2502e193f", None), // a dash inside a pair
-            ("6695eb01-f6a4-8304-79aa-97f2502e193f00", None),
-        ];
-        for (name, expected) in cases {
-            assert_eq!(&virsh_reading(name), expected, "{name:?}");
-        }
+    fn virsh_readings_are_worded() {
+        assert_eq!(virsh_reading("+5").as_deref(), Some("the domain id 5"));
+        assert_eq!(
+            virsh_reading("6695eb01-f6a4-8304-79aa-97f2502e193f").as_deref(),
+            Some("a domain UUID")
+        );
+        assert_eq!(
+            virsh_reading("6695eb01f6a4830479aa97f2502e193f").as_deref(),
+            Some("a domain UUID (libvirt's UUID lookup; not virsh, which wants 36 characters)")
+        );
+        assert_eq!(virsh_reading("web1"), None);
     }
 
     #[test]

@@ -1,22 +1,22 @@
 //! `explain`: the decision the gateway would take for one request, and the reason.
 //!
-//! The request goes through `request::parse` and `gateway::judge`, the very functions the
-//! gateway uses, so the answer cannot drift from what a user would get. This module only
+//! The request goes through `policy::judge_line`, the very function the gateway acts on,
+//! so the answer cannot drift from what a user would get. This module only
 //! words the answer: which grant allowed it (index and line), or, for a denial, what each
 //! grant of the key lacked. It runs nothing and looks nothing up in libvirt.
 
 use std::fmt::Write as _;
 
 use crate::config::Config;
+use crate::error::Status;
 use crate::escape::escape;
-use crate::gateway::{Judgement, judge, status};
-use crate::policy::{DenyReason, Subject};
-use crate::request::{self, Verb};
+use crate::policy::{Allowed, DenyReason, Judgement, Subject, judge_line};
+use crate::request::Verb;
 
 /// The answer: exit status and the text for stdout (or, for status 2, for stderr).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Explanation {
-    pub status: u8,
+    pub status: Status,
     pub text: String,
 }
 
@@ -24,17 +24,13 @@ pub struct Explanation {
 /// `key`. `file` is the config's name, for the line references.
 pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Explanation {
     let line = words.join(" ");
-    let request = match request::parse(line.as_bytes()) {
-        Ok(Some(request)) => request,
-        Ok(None) => return invalid("the request is empty".into()),
-        Err(error) => return invalid(error.to_string()),
-    };
     let subject = Subject::new(config, key, None);
     let shown_key = escape(key);
     let mut text = String::new();
-    let status = match judge(&subject, &request) {
-        Judgement::Invalid(error) => return invalid(error.to_string()),
-        Judgement::Allow(verb, None, _, _) => {
+    let status = match judge_line(&subject, line.as_bytes()) {
+        None => return invalid("the request is empty".into()),
+        Some(Judgement::Invalid(error)) => return invalid(error.to_string()),
+        Some(Judgement::Session(verb)) => {
             let _ = match verb {
                 Verb::Exit => writeln!(text, "allowed: {} ends a session", verb.name()),
                 _ => writeln!(
@@ -43,50 +39,67 @@ pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Expl
                     verb.name()
                 ),
             };
-            status::OK
+            Status::Ok
         }
-        Judgement::Allow(verb, Some(domain), connect, grant) => {
-            let implied = if request.domain.is_none() {
-                " (the key's only domain, implied)"
-            } else {
-                ""
-            };
-            let _ = write!(
-                text,
-                "allowed: {} on \"{}\"{implied} for key \"{shown_key}\"",
-                verb.name(),
-                escape(&domain)
-            );
-            match grant.and_then(|g| config.keys.get(key)?.get(g).map(|grant| (g, grant))) {
-                Some((index, grant)) => {
-                    let _ = writeln!(text, " by grant #{} ({file}:{})", index + 1, grant.line);
-                }
-                None => {
-                    let _ = writeln!(text, " by AllowedHosts");
-                }
-            }
-            let _ = writeln!(text, "  virsh acts on it through {}", escape(connect));
-            status::OK
+        Some(Judgement::Allowed(allowed)) => {
+            write_allowed(&mut text, config, file, key, &allowed);
+            Status::Ok
         }
-        Judgement::Deny(domain, reason) => {
+        Some(Judgement::Denied {
+            verb,
+            domain,
+            reason,
+        }) => {
             write_denial(
                 &mut text,
                 config,
                 file,
                 key,
-                &request,
+                verb,
                 domain.as_deref(),
                 reason,
             );
-            status::DENIED
+            Status::Denied
         }
     };
     Explanation { status, text }
 }
 
+fn write_allowed(text: &mut String, config: &Config, file: &str, key: &str, allowed: &Allowed<'_>) {
+    let implied = if allowed.implied {
+        " (the key's only domain, implied)"
+    } else {
+        ""
+    };
+    let _ = write!(
+        text,
+        "allowed: {} on \"{}\"{implied} for key \"{}\"",
+        allowed.action.name(),
+        escape(&allowed.domain),
+        escape(key)
+    );
+    let grant = allowed
+        .grant
+        .and_then(|index| Some((index, config.keys.get(key)?.get(index)?)));
+    match grant {
+        Some((index, grant)) => {
+            let _ = writeln!(text, " by grant #{} ({file}:{})", index + 1, grant.line);
+        }
+        None => {
+            let _ = writeln!(text, " by AllowedHosts");
+        }
+    }
+    let uris: Vec<String> = allowed
+        .hypervisors
+        .iter()
+        .map(|id| escape(&config.hypervisor(*id).uri))
+        .collect();
+    let _ = writeln!(text, "  virsh acts on it through {}", uris.join(", "));
+}
+
 fn invalid(reason: String) -> Explanation {
     Explanation {
-        status: status::USAGE,
+        status: Status::Usage,
         text: format!("invalid request: {reason} (the gateway would answer 2)\n"),
     }
 }
@@ -96,12 +109,12 @@ fn write_denial(
     config: &Config,
     file: &str,
     key: &str,
-    request: &request::Request,
+    verb: Verb,
     domain: Option<&str>,
     reason: DenyReason,
 ) {
     let shown_key = escape(key);
-    let what = match (request.verb, domain) {
+    let what = match (verb, domain) {
         (verb, Some(domain)) => format!("{} on \"{}\"", verb.name(), escape(domain)),
         (verb, None) => verb.name().to_string(),
     };
@@ -120,7 +133,7 @@ fn write_denial(
         ),
     };
     if reason == DenyReason::NoMatchingGrant {
-        let (Verb::Act(action), Some(domain)) = (request.verb, domain) else {
+        let (Verb::Act(action), Some(domain)) = (verb, domain) else {
             return;
         };
         for (index, grant) in config.keys.get(key).into_iter().flatten().enumerate() {
@@ -169,7 +182,7 @@ mod tests {
         let config = crate::config::parse(CONFIG, Path::new("c.json")).unwrap();
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         let e = explain(&config, "c.json", key, &words);
-        (e.status, e.text)
+        (e.status.code(), e.text)
     }
 
     #[test]

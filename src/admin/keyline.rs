@@ -6,54 +6,56 @@
 //! command is restricted to characters that neither sshd nor `sh` treat specially, and a
 //! name or path outside that set is refused. Reading the public key is `pubkey`'s job.
 
+use anyhow::{Result, bail};
+
 use super::pubkey::PublicKey;
 
 /// Characters a word of the forced command may hold: no quotes, no backslash, no space, no
-/// shell syntax (`$ ; | & < > ( ) { } * ? [ ] ~ # !` and the like).
-fn is_safe_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(c, '/' | '.' | '_' | '-' | '+' | '@' | '%' | ':' | ',' | '=')
+/// shell syntax (`$ ; | & < > ( ) { } * ? [ ] ~ # !` and the like). Paths use all of them.
+pub fn is_plain_word_char(c: char) -> bool {
+    is_key_name_char(c) || matches!(c, '/' | '%' | ':' | ',' | '=')
+}
+
+/// Characters a key name may hold: those of [`is_plain_word_char`] that no tool reads as a
+/// separator (`/`, `:`, `,`, `=`) or an escape (`%`).
+pub fn is_key_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')
 }
 
 /// A key name `keyline` will put on a command line. Also what `check` recommends.
-pub fn check_key_name(name: &str) -> Result<(), String> {
+pub fn check_key_name(name: &str) -> Result<()> {
     let shown = crate::escape::escape(name);
     if name.is_empty() {
-        return Err("the key name is empty".into());
+        bail!("the key name is empty");
     }
     if name.starts_with('-') {
-        return Err(format!(
-            "key name \"{shown}\" starts with '-', which would be read as an option"
-        ));
+        bail!("key name \"{shown}\" starts with '-', which would be read as an option");
     }
     if name.len() > 128 {
-        return Err("the key name is longer than 128 bytes".into());
+        bail!("the key name is longer than 128 bytes");
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')))
-    {
-        return Err(format!(
+    if let Some(c) = name.chars().find(|c| !is_key_name_char(*c)) {
+        bail!(
             "key name \"{shown}\" holds {}, which cannot be put safely in a forced command \
              (use letters, digits and . _ - + @)",
             describe_char(c)
-        ));
+        );
     }
     Ok(())
 }
 
 /// An absolute path that may stand unquoted in the forced command.
-pub fn check_path(what: &str, path: &str) -> Result<(), String> {
+pub fn check_path(what: &str, path: &str) -> Result<()> {
     let shown = crate::escape::escape(path);
     if !path.starts_with('/') {
-        return Err(format!("the {what} path \"{shown}\" is not absolute"));
+        bail!("the {what} path \"{shown}\" is not absolute");
     }
-    if let Some(c) = path.chars().find(|c| !is_safe_char(*c)) {
-        return Err(format!(
+    if let Some(c) = path.chars().find(|c| !is_plain_word_char(*c)) {
+        bail!(
             "the {what} path \"{shown}\" holds {}, which cannot be put safely in a forced \
              command; use a path made of letters, digits and / . _ - + @ % : , =",
             describe_char(c)
-        ));
+        );
     }
     Ok(())
 }
@@ -80,7 +82,7 @@ pub struct Request<'a> {
 }
 
 /// `command="BIN --key NAME[ --config PATH]",restrict[,pty] TYPE BLOB[ COMMENT]`.
-pub fn line(request: &Request<'_>) -> Result<String, String> {
+pub fn line(request: &Request<'_>) -> Result<String> {
     check_path("dromaius binary", request.binary)?;
     check_key_name(request.key_name)?;
     let mut command = format!("{} --key {}", request.binary, request.key_name);
@@ -140,7 +142,7 @@ mod tests {
     #[test]
     fn key_names_outside_the_safe_set_are_refused() {
         for good in ["alice", "a.b_c-d+e@host", "ops2", "A"] {
-            assert_eq!(check_key_name(good), Ok(()), "{good}");
+            assert!(check_key_name(good).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -180,7 +182,7 @@ mod tests {
             "/opt/dromaius-1.2/bin/dromaius",
             "/srv/a+b@c%d:e,f=g",
         ] {
-            assert_eq!(check_path("x", good), Ok(()), "{good}");
+            assert!(check_path("x", good).is_ok(), "{good}");
         }
         for bad in [
             "dromaius",

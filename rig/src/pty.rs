@@ -1,15 +1,12 @@
 //! A person at a terminal, for the prompt and console tests: a program run in a real
 //! pseudo-terminal (rexpect), what it shows, and what it leaves behind in /proc.
-//!
-//! Included from `tests/common/mod.rs` as `pub mod pty;`.
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rexpect::process::{Signal, WaitStatus};
+pub use rexpect::process::{Signal, WaitStatus};
 use rexpect::session::{Options, PtySession, spawn_with_options};
 
 /// How long one expected text may take to appear (a QEMU guest's first echo is < 1 s).

@@ -1,8 +1,5 @@
 //! A test's own config, audit socket and keys on the shared rig, for the suites that meet
 //! dromaius at a terminal (prompt, console), and compact views of its audit records.
-//!
-//! Included from `tests/common/mod.rs` as `pub mod world;`.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

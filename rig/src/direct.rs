@@ -2,8 +2,6 @@
 //! variables, stdin, `SSH_ORIGINAL_COMMAND`), without the ~300 ms of an ssh round trip —
 //! optionally under `strace -ff`, to see every program it executed and with what argv and
 //! environment, and with a hostile caller environment that must change nothing.
-//!
-//! Included from `tests/common/mod.rs` as `pub mod direct;`.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

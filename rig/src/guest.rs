@@ -1,8 +1,7 @@
 //! A real guest with a serial console, for the `console` tests: a 512-byte x86 boot
 //! sector on a read-only 1.44 MB floppy, run by QEMU (TCG) under a session libvirtd.
 //!
-//! Included from `tests/common/mod.rs` as `pub mod guest;`. Only `std` (and `nix` to kill
-//! QEMU processes left by dead test binaries).
+//! Only `std`, and `nix` to kill QEMU processes left by dead test binaries.
 //!
 //! The guest prints `"\r\nECHO-READY\r\n> "` on COM1, echoes every byte it receives
 //! (CR as CR LF) and, on CR or LF, prints `"ECHO: <line>\r\n> "`. It idles in HLT, so an
@@ -15,7 +14,6 @@
 //! - `virsh console` needs a real TTY on stdin; send `\r` until `"> "` appears (bytes typed
 //!   before virsh switches the terminal to raw mode are lost, and output printed while
 //!   nobody is attached is discarded), then type; `Ctrl+]` (0x1d) ends virsh with exit 0.
-#![allow(dead_code)]
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -32,7 +30,7 @@ pub const PROMPT: &str = "> ";
 
 /// The code and data of the boot sector: `nasm -f bin echo-boot.asm` (nasm 2.16.01), bytes
 /// 0..213. Everything after is zero up to the 0x55 0xAA signature at 510..512.
-/// Source: `tests/common/echo-boot.asm` (a copy of `console-lab/echo-boot.asm`).
+/// Source: `rig/src/echo-boot.asm` (a copy of `console-lab/echo-boot.asm`).
 /// sha256 of the whole 512-byte sector:
 /// ad739d4eb7fd41fec2436252e478c2b23e14576561991bb038eb52b642ce4ed6
 ///
@@ -58,7 +56,7 @@ const ECHO_BOOT_CODE: [u8; 213] = [
 ];
 
 /// The 512-byte boot sector: prints `"\r\nECHO-READY\r\n> "` on COM1 and echoes input, as
-/// in `tests/common/echo-boot.asm`. Assembled once with `nasm -f bin`; see
+/// in `rig/src/echo-boot.asm`. Assembled once with `nasm -f bin`; see
 /// [`ECHO_BOOT_CODE`] for the bytes and their layout.
 pub const ECHO_BOOT_SECTOR: [u8; 512] = {
     let mut sector = [0u8; 512];

@@ -1,0 +1,227 @@
+//! The end-to-end test rig, as a crate of its own: a real libvirtd serving the *test*
+//! driver and a real sshd, both on this machine only (a unix socket and 127.0.0.1), started
+//! once per test binary, and the tools the suites drive dromaius with.
+//!
+//! What each module stands up: `libvirtd` (a session libvirtd and plain virsh calls),
+//! `sshd` (sshd, keys and the ssh client), `guest` (a real QEMU guest with a serial
+//! console), `pty` (a real pseudo-terminal), `direct` (the binary run as sshd runs a forced
+//! command, optionally under strace), `world` (one test's config, audit and keys),
+//! `audit` (a stand-in syslog), `support` (temp files and running commands).
+//!
+//! Why it is built this way (see shared/TEST-RIG.md for the measurements):
+//! - A *session* libvirtd run as `nobody` needs no system changes (a system one wants the
+//!   `libvirt-qemu` account). Root can still connect to its socket.
+//! - sshd allows root only through `command=` keys (`PermitRootLogin
+//!   forced-commands-only`), which is exactly how dromaius is deployed.
+//! - Long-lived children are started under `setpriv --pdeathsig KILL` from a thread that
+//!   never exits (PR_SET_PDEATHSIG fires when the spawning *thread* ends, and test threads
+//!   end after every test), so they die with the test binary and never outlive it.
+//!
+//! The rig never skips: if something is missing it panics and says what.
+
+pub mod audit;
+pub mod direct;
+pub mod guest;
+pub mod libvirtd;
+pub mod pty;
+pub mod sshd;
+pub mod support;
+pub mod world;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use audit::AuditSink;
+pub use sshd::SshKey;
+pub use support::{describe, run, unique, write_file};
+
+use libvirtd::{LIBVIRTD, VIRSH, hold_connection, start_libvirtd};
+use sshd::{SSH, SSH_KEYGEN, SSHD, UNSHARE, start_sshd};
+use support::{SETPRIV, scratch_dir};
+
+/// The running rig: one per test binary, shared by all its tests.
+pub struct Rig {
+    dir: PathBuf,
+    socket: PathBuf,
+    port: u16,
+    authorized_keys: PathBuf,
+    /// Serialises appends to `authorized_keys` (tests authorise keys from many threads).
+    authorize_lock: Mutex<()>,
+    /// How long start-up took, for curiosity and for the smoke test's report.
+    startup: Duration,
+}
+
+/// What the keeper thread hands back once every daemon is ready.
+struct Started {
+    socket: PathBuf,
+    port: u16,
+}
+
+static RIG: OnceLock<Result<Rig, String>> = OnceLock::new();
+
+impl Rig {
+    /// Starts once per test binary (OnceLock): a session libvirtd as `nobody` serving the
+    /// test driver, one held connection (`virsh -c URI event --all --loop`) that keeps the
+    /// test driver's state alive, and an sshd on a free 127.0.0.1 port. Panics with a clear
+    /// message (which binary/package is missing, what failed, with the daemon's log) — it
+    /// never skips. A failed start is remembered, so every test fails fast with the same
+    /// message instead of retrying.
+    pub fn get() -> &'static Rig {
+        match RIG.get_or_init(Rig::start_all) {
+            Ok(rig) => rig,
+            Err(why) => panic!("the test rig could not start:\n{why}"),
+        }
+    }
+
+    /// The rig's temp dir (0755, owned by root, traversable by `nobody`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The libvirtd socket every URI of this rig points at.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The sshd port on 127.0.0.1.
+    pub fn ssh_port(&self) -> u16 {
+        self.port
+    }
+
+    /// How long `Rig::get` took to bring everything up.
+    pub fn startup_time(&self) -> Duration {
+        self.startup
+    }
+
+    /// The whole start-up, run once inside the OnceLock. Errors carry the logs.
+    fn start_all() -> Result<Rig, String> {
+        let began = Instant::now();
+        preflight()?;
+        let dir = scratch_dir().to_path_buf();
+        let authorized_keys = dir.join("authorized_keys");
+        fs::write(&authorized_keys, "").map_err(|e| format!("create authorized_keys: {e}"))?;
+
+        // The keeper thread spawns the daemons and then parks forever: the daemons' parent
+        // death signal is tied to that thread, so they live exactly as long as this binary.
+        let (tx, rx) = mpsc::channel();
+        let keeper_dir = dir.clone();
+        thread::Builder::new()
+            .name("rig-keeper".into())
+            .spawn(move || keeper(keeper_dir, tx))
+            .map_err(|e| format!("spawn the rig keeper thread: {e}"))?;
+        let started = rx
+            .recv()
+            .map_err(|_| "the rig keeper thread died before reporting".to_string())??;
+
+        Ok(Rig {
+            dir,
+            socket: started.socket,
+            port: started.port,
+            authorized_keys,
+            authorize_lock: Mutex::new(()),
+            startup: began.elapsed(),
+        })
+    }
+}
+
+/// Body of the keeper thread: start everything, report, then never return.
+fn keeper(dir: PathBuf, tx: mpsc::Sender<Result<Started, String>>) {
+    let mut children = Vec::new();
+    let result = start_daemons(&dir, &mut children);
+    let failed = result.is_err();
+    if failed {
+        // Nothing to keep: end what did start (by its own handle) before reporting.
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    let _ = tx.send(result);
+    if failed {
+        return;
+    }
+    // `children` stay owned here; this thread must never exit (see the module doc).
+    loop {
+        thread::park();
+    }
+}
+
+fn start_daemons(dir: &Path, children: &mut Vec<Child>) -> Result<Started, String> {
+    let socket = start_libvirtd(dir, children)?;
+    hold_connection(dir, &socket, children)?;
+    let port = start_sshd(dir, children)?;
+    Ok(Started { socket, port })
+}
+
+/// Checks, before starting anything, what the rig needs from the machine.
+fn preflight() -> Result<(), String> {
+    let needed = [
+        (SETPRIV, "util-linux"),
+        (LIBVIRTD, "libvirt-daemon"),
+        (VIRSH, "libvirt-clients"),
+        (SSHD, "openssh-server"),
+        (UNSHARE, "util-linux"),
+        ("/usr/bin/mount", "mount"),
+        (SSH, "openssh-client"),
+        (SSH_KEYGEN, "openssh-client"),
+    ];
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|(bin, _)| !Path::new(bin).exists())
+        .map(|(bin, pkg)| format!("{bin} (Debian package {pkg})"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing: {}. Install with: apt-get install --no-install-recommends \
+             libvirt-daemon libvirt-clients openssh-server openssh-client",
+            missing.join(", ")
+        ));
+    }
+    // /proc/self belongs to the effective uid: a cheap root check without libc.
+    let euid = fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    if euid != 0 {
+        return Err(format!(
+            "the rig must run as root (it runs libvirtd as nobody and sshd); euid is {euid}"
+        ));
+    }
+    // sshd refuses even key logins to a locked account ('!' in the password field).
+    let shadow = fs::read_to_string("/etc/shadow").map_err(|e| format!("read /etc/shadow: {e}"))?;
+    let root_pw = shadow
+        .lines()
+        .find_map(|l| l.strip_prefix("root:"))
+        .map(|rest| rest.split(':').next().unwrap_or(""))
+        .ok_or("no root entry in /etc/shadow")?;
+    if root_pw.starts_with('!') {
+        return Err(
+            "root's password field in /etc/shadow starts with '!': the account is \
+                    locked and sshd refuses it even with a key. The rig does not change system \
+                    accounts; to unlock without a password, run `usermod -p '*' root`."
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// The binary under test: `dromaius` in the target directory the test binary was built
+/// into (test and bench binaries live in its `deps/`).
+pub fn dromaius_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/PROFILE/deps");
+    let binary = profile.join("dromaius");
+    assert!(
+        binary.exists(),
+        "{} does not exist: build it (cargo test and cargo bench do)",
+        binary.display()
+    );
+    binary
+}

@@ -1,0 +1,584 @@
+//! The serde plumbing of the config: how each field is read and what it must hold.
+//!
+//! Written out by hand where a derive cannot do what the rules need: `keys` must be told
+//! which key's grants to check in place (a derive cannot pass that down); strings stay
+//! borrowed from the file where they have no escapes (checking the other keys' URIs and
+//! names need not copy them); `domains`, `commands` and the top level go straight into their
+//! final form. The rules are the derive's where a derive exists: no unknown field, no field
+//! twice, an optional field left out but never `null` (`null` is the wrong type for every
+//! field, so `"commands": null` cannot mean "none" or "all").
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{DomainPattern, MAX_TIMEOUT_SECS};
+use crate::action::{Action, ActionSet};
+
+impl DomainPattern {
+    /// Validates `text` and builds the pattern.
+    pub(super) fn parse(text: &str) -> Result<DomainPattern, String> {
+        DomainPattern::check(text)?;
+        if !text.contains(['*', '?', '[']) {
+            return Ok(DomainPattern::Exact(text.to_owned()));
+        }
+        // The glob crate reads `**` as "any number of path components": it refuses `web**`
+        // and lets `**/x` match `x`. In a shell `**` is `*`, and domain names are not paths,
+        // so a run of `*` is one `*` (inside `[...]` a repeated `*` changes nothing).
+        let mut collapsed = String::with_capacity(text.len());
+        for c in text.chars() {
+            if !(c == '*' && collapsed.ends_with('*')) {
+                collapsed.push(c);
+            }
+        }
+        glob::Pattern::new(&collapsed)
+            .map(DomainPattern::Glob)
+            .map_err(|e| format!("domain pattern {text:?} is not a valid pattern: {e}"))
+    }
+
+    /// Why `text` is not a domain name or pattern, if it is not; [`DomainPattern::parse`]
+    /// accepts exactly what this accepts, without compiling anything (the gateway checks
+    /// every other key's patterns this way). Once runs of `*` are one `*`, the only way a
+    /// pattern can fail to compile is a `[` with no `]` after at least one character (not
+    /// counting a leading `!`); a unit test holds this to the glob crate itself.
+    pub(super) fn check(text: &str) -> Result<(), String> {
+        if text.is_empty() {
+            return Err("a domain name or pattern must not be empty".into());
+        }
+        if has_control(text) {
+            return Err(format!("domain pattern {text:?} holds a control character"));
+        }
+        // Bytes serve as well as characters: `[`, `!` and `]` are ASCII, so never part of
+        // another character, and one character is at least one byte.
+        let bytes = text.as_bytes();
+        let mut at = 0;
+        while let Some(offset) = bytes[at..].iter().position(|b| *b == b'[') {
+            let open = at + offset;
+            let first = if bytes.get(open + 1) == Some(&b'!') {
+                open + 2
+            } else {
+                open + 1
+            };
+            match bytes
+                .get(first + 1..)
+                .and_then(|r| r.iter().position(|b| *b == b']'))
+            {
+                Some(close) => at = first + 1 + close + 1,
+                None => {
+                    return Err(format!(
+                        "domain pattern {text:?} is not a valid pattern: the `[` at byte {} \
+                         has no `]` after it that closes a non-empty set",
+                        open + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` holds a control character (C0, DEL or C1). Byte by byte while it is ASCII,
+/// as names nearly always are; decoded only where it is not.
+fn has_control(text: &str) -> bool {
+    // One pass: a control byte settles it; a non-ASCII byte sends it to the slow path.
+    for byte in text.bytes() {
+        if byte.is_ascii_control() {
+            return true;
+        }
+        if !byte.is_ascii() {
+            return text.chars().any(char::is_control);
+        }
+    }
+    false
+}
+
+/// The top level of the file.
+pub(super) struct RawConfig<'a> {
+    pub virsh: Option<AbsolutePath<'a>>,
+    pub connect: Option<Uri<'a>>,
+    pub timeout_secs: Option<TimeoutSecs>,
+    pub syslog_socket: Option<AbsolutePath<'a>>,
+    pub keys: Option<Keys<'a>>,
+    pub allowed_hosts: Option<Vec<HostName<'a>>>,
+}
+
+const FIELDS: &[&str] = &[
+    "virsh",
+    "connect",
+    "timeout_secs",
+    "syslog_socket",
+    "keys",
+    "AllowedHosts",
+];
+
+/// Reads [`RawConfig`]. Written out rather than derived because `keys` must be told which
+/// key's grants to check in place (a derive cannot pass that down); the rules are the
+/// derive's: no unknown field, no field twice, an optional field left out but never `null`
+/// (`null` is the wrong type for every field).
+pub(super) struct ConfigSeed<'k> {
+    /// The kept key of a [`Reading::InPlace`]: every other key's grants are checked in place.
+    pub in_place: Option<&'k str>,
+}
+
+impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
+    type Value = RawConfig<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigSeed<'_> {
+    type Value = RawConfig<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a config object")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        fn unset<T, E: de::Error>(field: &Option<T>, name: &'static str) -> Result<(), E> {
+            match field {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        let mut raw = RawConfig {
+            virsh: None,
+            connect: None,
+            timeout_secs: None,
+            syslog_socket: None,
+            keys: None,
+            allowed_hosts: None,
+        };
+        while let Some(Text(field)) = map.next_key()? {
+            match &*field {
+                "virsh" => {
+                    unset(&raw.virsh, "virsh")?;
+                    raw.virsh = Some(map.next_value()?);
+                }
+                "connect" => {
+                    unset(&raw.connect, "connect")?;
+                    raw.connect = Some(map.next_value()?);
+                }
+                "timeout_secs" => {
+                    unset(&raw.timeout_secs, "timeout_secs")?;
+                    raw.timeout_secs = Some(map.next_value()?);
+                }
+                "syslog_socket" => {
+                    unset(&raw.syslog_socket, "syslog_socket")?;
+                    raw.syslog_socket = Some(map.next_value()?);
+                }
+                "keys" => {
+                    unset(&raw.keys, "keys")?;
+                    raw.keys = Some(map.next_value_seed(KeysSeed {
+                        in_place: self.in_place,
+                    })?);
+                }
+                "AllowedHosts" => {
+                    unset(&raw.allowed_hosts, "AllowedHosts")?;
+                    raw.allowed_hosts = Some(map.next_value()?);
+                }
+                other => return Err(de::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// A grant's fields and their rules, written once for the two ways a grant is read: `P` is
+/// how `domains` is read, built ([`Patterns`]) or only checked ([`CheckedPatterns`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, bound(deserialize = "P: Deserialize<'de>"))]
+pub(super) struct GrantFields<'a, P> {
+    pub domains: P,
+    #[serde(default, deserialize_with = "present")]
+    pub commands: Option<Commands>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub connect: Option<Uri<'a>>,
+}
+
+/// A grant the config keeps.
+pub(super) type RawGrant<'a> = GrantFields<'a, Patterns>;
+
+/// Another key's grant, in the gateway: accepted exactly when [`RawGrant`] would accept it,
+/// but no pattern is compiled. Compiling the 20,000 grants of a big config, only to free
+/// them, was most of what loading it cost.
+pub(super) type CheckedGrant<'a> = GrantFields<'a, CheckedPatterns>;
+
+/// An optional field may be left out, but not set to `null`: `"commands": null` could be
+/// read as "no commands" or as "all of them", so it is refused as the wrong type.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `keys`: each key's grants as they are written, to be read one by one, except those of
+/// the keys that were checked in place. A key named twice is refused: JSON parsers differ on
+/// which one wins, so a config that names a key twice does not say what it means.
+pub(super) struct Keys<'a>(pub Vec<(Cow<'a, str>, Vec<&'a RawValue>)>);
+
+struct KeysSeed<'k> {
+    /// Every key but this one is checked in place and left out of [`Keys`].
+    in_place: Option<&'k str>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeysSeed<'_> {
+    type Value = Keys<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeysSeed<'_> {
+    type Value = Keys<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of key names to lists of grants")
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Keys<'de>, M::Error> {
+        // The names seen so far, as 64-bit hashes: 8 bytes a key, where a table of the names
+        // themselves was most of the fresh memory a 10,000-key config made the gateway touch.
+        // One hash twice is one name written twice, or (about once in 2^64) two names; the
+        // names kept tell which. The one-pass reading keeps one key's name, so there it
+        // gives up, and `check`'s reading, which keeps every name, decides.
+        let mut seen: HashSet<u64, BuildHasherDefault<Fnv1a>> = HashSet::default();
+        let mut keys: Vec<(Cow<'de, str>, Vec<&'de RawValue>)> = Vec::new();
+        while let Some(Text(name)) = map.next_key()? {
+            if name.is_empty() {
+                return Err(de::Error::custom("a key name must not be empty"));
+            }
+            let mut hash = Fnv1a::default();
+            hash.write(name.as_bytes());
+            if !seen.insert(hash.finish())
+                && (self.in_place.is_some() || keys.iter().any(|(kept, _)| *kept == name))
+            {
+                return Err(de::Error::custom(format!("key {name:?} is named twice")));
+            }
+            if self.in_place.is_some_and(|kept| kept != name) {
+                map.next_value::<CheckedGrants>()?;
+            } else {
+                let grants: Vec<&'de RawValue> = map.next_value()?;
+                keys.push((name, grants));
+            }
+        }
+        Ok(Keys(keys))
+    }
+}
+
+/// The FNV-1a hash, of the key names seen so far and of those hashes in their set. Names
+/// come from the administrator's file, which is trusted, so there is no flood of colliding
+/// names to fear, and the standard SipHash was a tenth of the cost of reading a 10,000-key
+/// config.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A key's grants checked in place by the rules of [`RawGrant`], keeping nothing.
+struct CheckedGrants;
+
+impl<'de> Deserialize<'de> for CheckedGrants {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GrantsVisitor;
+        impl<'de> Visitor<'de> for GrantsVisitor {
+            type Value = CheckedGrants;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of grants")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CheckedGrants, A::Error> {
+                while seq.next_element::<CheckedObject>()?.is_some() {}
+                Ok(CheckedGrants)
+            }
+        }
+        deserializer.deserialize_seq(GrantsVisitor)
+    }
+}
+
+/// One grant of [`CheckedGrants`], which must be a JSON object: serde's derive would also
+/// take a struct written as an array, which a grant read on its own is refused for.
+struct CheckedObject;
+
+impl<'de> Deserialize<'de> for CheckedObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = CheckedObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a grant object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<CheckedObject, M::Error> {
+                CheckedGrant::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(CheckedObject)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// A string from the file, borrowed unless it is written with an escape: checking the
+/// 10,000 names and URIs of a big config need not copy each one to throw it away.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Implements `Deserialize` for a string newtype that `check` accepts. The text stays
+/// borrowed from the file: the gateway checks every other key's URIs only to drop them.
+macro_rules! validated_string {
+    ($name:ident, $check:expr) => {
+        pub(super) struct $name<'a>(pub Cow<'a, str>);
+        impl<'de: 'a, 'a> Deserialize<'de> for $name<'a> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let Text(text) = Text::deserialize(deserializer)?;
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&text).map_err(de::Error::custom)?;
+                Ok($name(text))
+            }
+        }
+    };
+}
+
+validated_string!(AbsolutePath, |text| {
+    if !text.starts_with('/') {
+        return Err(format!("{text:?} must be an absolute path"));
+    }
+    if text.contains('\0') {
+        return Err("a path must not hold a NUL byte".into());
+    }
+    Ok(())
+});
+
+validated_string!(Uri, |text| {
+    // A string without a scheme would be looked up as a URI alias in libvirt.conf; only a
+    // full URI says for sure which libvirt we talk to.
+    let scheme_ok = text
+        .split_once(':')
+        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(is_scheme_char));
+    let clean = if text.is_ascii() {
+        // The same test, byte by byte: ASCII's controls and spaces are all outside `!`..`~`.
+        text.bytes().all(|b| b.is_ascii_graphic())
+    } else {
+        !text.chars().any(|c| c.is_control() || c.is_whitespace())
+    };
+    if !scheme_ok || !clean {
+        return Err(format!(
+            "{text:?} is not a libvirt URI (like \"qemu:///system\")"
+        ));
+    }
+    Ok(())
+});
+
+fn is_scheme_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')
+}
+
+validated_string!(HostName, |text| {
+    if text.is_empty() || text.chars().any(char::is_control) {
+        return Err(format!("{text:?} is not a domain name"));
+    }
+    Ok(())
+});
+
+pub(super) struct TimeoutSecs(pub u64);
+
+impl<'de> Deserialize<'de> for TimeoutSecs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let secs = u64::deserialize(deserializer)?;
+        if secs == 0 || secs > MAX_TIMEOUT_SECS {
+            return Err(de::Error::custom(format!(
+                "timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+            )));
+        }
+        Ok(TimeoutSecs(secs))
+    }
+}
+
+pub(super) struct Patterns(pub Vec<DomainPattern>);
+
+impl<'de> Deserialize<'de> for Patterns {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_seq(PatternsVisitor { keep: true })
+            .map(Patterns)
+    }
+}
+
+/// `domains` checked by the rules of [`Patterns`], keeping nothing.
+pub(super) struct CheckedPatterns;
+
+impl<'de> Deserialize<'de> for CheckedPatterns {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_seq(PatternsVisitor { keep: false })
+            .map(|_| CheckedPatterns)
+    }
+}
+
+/// Reads `domains`; builds the patterns only if `keep`, and checks them the same either way.
+struct PatternsVisitor {
+    keep: bool,
+}
+
+impl<'de> Visitor<'de> for PatternsVisitor {
+    type Value = Vec<DomainPattern>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of domain names and patterns")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut patterns = Vec::new();
+        let mut named_any = false;
+        while let Some(pattern) = seq.next_element_seed(PatternSeed { keep: self.keep })? {
+            named_any = true;
+            patterns.extend(pattern);
+        }
+        if !named_any {
+            return Err(de::Error::custom("`domains` must name at least one domain"));
+        }
+        Ok(patterns)
+    }
+}
+
+/// One string of `domains`: checked, and built only if `keep`.
+struct PatternSeed {
+    keep: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for PatternSeed {
+    type Value = Option<DomainPattern>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for PatternSeed {
+    type Value = Option<DomainPattern>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a domain name or pattern")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        let pattern = if self.keep {
+            DomainPattern::parse(text).map(Some)
+        } else {
+            DomainPattern::check(text).map(|()| None)
+        };
+        pattern.map_err(E::custom)
+    }
+}
+
+pub(super) struct Commands(pub ActionSet);
+
+impl<'de> Deserialize<'de> for Commands {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Straight into the set: no list of 20,000 grants' commands is built to be dropped.
+        struct CommandsVisitor;
+        impl<'de> Visitor<'de> for CommandsVisitor {
+            type Value = Commands;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of command names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Commands, A::Error> {
+                let mut named_any = false;
+                let mut actions = ActionSet::EMPTY;
+                while let Some(action) = seq.next_element::<Action>()? {
+                    actions.insert(action);
+                    named_any = true;
+                }
+                if !named_any {
+                    return Err(de::Error::custom(
+                        "`commands` must not be empty; leave it out to allow all seven",
+                    ));
+                }
+                Ok(Commands(actions))
+            }
+        }
+        deserializer.deserialize_seq(CommandsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-place check of other keys' patterns accepts exactly what compiling them does.
+    #[test]
+    fn pattern_check_accepts_exactly_what_compiles() {
+        let rows = [
+            "a", "[", "a[", "[a", "[]", "[]]", "[]a]", "[!", "[!]", "[!]]", "[!a]", "[!!]", "[[]",
+            "a]", "[é]", "[!é]", "x[0-9]y[", "[a][", "[a]]", "*[", "**[a]", "?",
+        ];
+        for text in rows {
+            assert_eq!(
+                DomainPattern::check(text).is_ok(),
+                DomainPattern::parse(text).is_ok(),
+                "{text:?}"
+            );
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn pattern_text() -> impl Strategy<Value = String> {
+            let pieces = prop::sample::select(vec![
+                "a", "-", "[", "]", "!", "*", "?", "é", "\u{1}", "\u{85}", "\u{7f}", "0",
+            ]);
+            prop::collection::vec(pieces, 0..8).prop_map(|p| p.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn pattern_check_agrees_with_the_glob_crate(text in pattern_text()) {
+                prop_assert_eq!(
+                    DomainPattern::check(&text).is_ok(),
+                    DomainPattern::parse(&text).is_ok(),
+                    "{:?}", text
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! `dromaius.json`: what a config says, and the one way to get one — read all of it and
+//! validate all of it, or refuse it.
+//!
+//! The loader is all-or-nothing: a config with an unknown field, a wrong type, an empty
+//! `domains`, an unknown command, a bad pattern or a relative path is refused as a whole
+//! with the file, line, column and reason, so that no request ever runs on a config that was
+//! only partly understood. This file holds the model and the entry points; `file` reads the
+//! bytes (bounded, after the trust check), `read` turns text into a [`Config`], and `de`
+//! holds the serde plumbing with every field's rule. Deciding what a config allows is
+//! `policy`'s job, not this module's.
+
+mod de;
+mod file;
+mod read;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::action::ActionSet;
+
+pub use file::read_bounded;
+
+/// Where the gateway looks when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/dromaius/dromaius.json";
+/// Where go-dromaius looked: relative to the working directory (the account's home when
+/// sshd runs the forced command).
+pub const LEGACY_DEFAULT_PATH: &str = "dromaius.json";
+pub const DEFAULT_VIRSH: &str = "/usr/bin/virsh";
+pub const DEFAULT_CONNECT: &str = "qemu:///system";
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_SYSLOG_SOCKET: &str = "/dev/log";
+/// A config is a few kilobytes; a huge file is a mistake or an attack, not a config.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest `timeout_secs`: a week.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
+/// A fully validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub virsh: PathBuf,
+    /// The top-level `connect`: where a grant without its own looks its domains up.
+    pub connect: Vec<HypervisorId>,
+    pub timeout: Duration,
+    pub syslog_socket: PathBuf,
+    /// Every hypervisor the kept grants and the top level name; grants point into it.
+    pub hypervisors: Vec<Hypervisor>,
+    /// Key name → its grants, in file order.
+    pub keys: HashMap<String, Vec<Grant>>,
+    /// go-dromaius: the domains a `-host` session may be bound to, with every action.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// One libvirt a grant's domains may live on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hypervisor {
+    /// The URI virsh is given with `--connect`.
+    pub uri: String,
+}
+
+impl Hypervisor {
+    /// How the hypervisor is named to users and in records: its URI without user info.
+    pub fn label(&self) -> String {
+        without_user_info(&self.uri)
+    }
+}
+
+/// `scheme://user@host/path` without `user@` (nor `user:password@`).
+fn without_user_info(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => uri.to_owned(),
+    }
+}
+
+/// Which of [`Config::hypervisors`] a grant means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HypervisorId(usize);
+
+/// One entry of a key's list: these domains, these commands, on these hypervisors.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub domains: Vec<DomainPattern>,
+    pub commands: ActionSet,
+    /// The grant's own `connect`; `None` means the top-level one.
+    pub connect: Option<Vec<HypervisorId>>,
+    /// 1-based line of the grant's opening brace, for `explain` and `check`.
+    pub line: usize,
+}
+
+/// An exact domain name, or a shell-style pattern (`*`, `?`, `[...]`). Matching one is
+/// `policy`'s business.
+#[derive(Debug, Clone)]
+pub enum DomainPattern {
+    Exact(String),
+    Glob(glob::Pattern),
+}
+
+impl DomainPattern {
+    /// The pattern as the administrator wrote it (runs of `*` as one).
+    pub fn text(&self) -> &str {
+        match self {
+            DomainPattern::Exact(name) => name,
+            DomainPattern::Glob(glob) => glob.as_str(),
+        }
+    }
+}
+
+impl Config {
+    /// The hypervisors a grant's domains are looked up and acted on.
+    pub fn hypervisors_of<'c>(&'c self, grant: &'c Grant) -> &'c [HypervisorId] {
+        grant.connect.as_deref().unwrap_or(&self.connect)
+    }
+
+    pub fn hypervisor(&self, id: HypervisorId) -> &Hypervisor {
+        &self.hypervisors[id.0]
+    }
+
+    /// The hypervisor with this URI, if the config names it.
+    pub fn hypervisor_id(&self, uri: &str) -> Option<HypervisorId> {
+        self.hypervisors
+            .iter()
+            .position(|h| h.uri == uri)
+            .map(HypervisorId)
+    }
+
+    /// The URIs a grant acts through, for people: `explain` and `check`.
+    pub fn uris_of(&self, grant: &Grant) -> Vec<&str> {
+        self.hypervisors_of(grant)
+            .iter()
+            .map(|id| self.hypervisor(*id).uri.as_str())
+            .collect()
+    }
+}
+
+/// Why a config was refused: which file, where in it, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is not at one place in the file (missing, unreadable).
+    pub line: usize,
+    pub column: usize,
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A problem with the file as a whole (missing, unreadable, untrusted): no line.
+    fn whole_file(file: &Path, reason: String) -> ConfigError {
+        ConfigError {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = crate::escape::escape(&self.file.to_string_lossy());
+        if self.line == 0 {
+            write!(f, "{file}: {}", self.reason)
+        } else {
+            write!(f, "{file}:{}:{}: {}", self.line, self.column, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates the config at `path`, keeping every key. Refused unread if others
+/// could rewrite it (see `trust`), and bounded (see [`MAX_CONFIG_BYTES`]).
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_all(path).map_err(first)
+}
+
+/// Like [`load`], but a config whose grants hold several mistakes is refused with all of
+/// them (`check` shows every one). A file that is not JSON stops at its first error.
+pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let text = file::read_config(path).map_err(|error| vec![error])?;
+    parse_all(&text, path)
+}
+
+/// The gateway's [`load`]: every grant is validated, only `key`'s are kept.
+pub fn load_for_key(path: &Path, key: &str) -> Result<Config, ConfigError> {
+    let text = file::read_config(path)?;
+    parse_for_key(&text, path, key)
+}
+
+/// Validates config text, keeping every key; `file` is only used in errors. Pure.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    parse_all(text, file).map_err(first)
+}
+
+/// Like [`parse`], with every refused grant reported (each grant is read on its own, so a
+/// mistake in one does not hide a mistake in the next).
+pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
+    read::read(text, file, read::Reading::GrantByGrant { only: None })
+}
+
+/// [`parse`] for a gateway that serves `key`: every grant of every key is validated all the
+/// same (a config is taken whole or not at all), but only `key`'s grants are kept.
+///
+/// The other keys' grants are checked in the one pass over the file. That reading's
+/// refusals are not final: the config is then read again the way `check` reads it, grant
+/// by grant, and that answer stands, so that the gateway refuses a config exactly when
+/// `check` does and with its words. The one-pass reading must never accept what `check`
+/// refuses: a property test and the config fuzz target hold it to that.
+pub fn parse_for_key(text: &str, file: &Path, key: &str) -> Result<Config, ConfigError> {
+    read::read(text, file, read::Reading::InPlace { kept: key })
+        .or_else(|_| read::read(text, file, read::Reading::GrantByGrant { only: Some(key) }))
+        .map_err(first)
+}
+
+/// The first of a non-empty list of errors, in file order.
+fn first(errors: Vec<ConfigError>) -> ConfigError {
+    errors.into_iter().next().unwrap_or_else(|| ConfigError {
+        file: PathBuf::new(),
+        line: 0,
+        column: 0,
+        reason: "refused".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_leave_out_user_info() {
+        let cases = [
+            ("qemu:///system", "qemu:///system"),
+            (
+                "qemu+ssh://dromaius@hv1.example/system?keyfile=/k",
+                "qemu+ssh://hv1.example/system?keyfile=/k",
+            ),
+            ("qemu+ssh://u:pw@h:22/system", "qemu+ssh://h:22/system"),
+            ("qemu+tls://hv2/system", "qemu+tls://hv2/system"),
+            ("test:///default?x=a@b", "test:///default?x=a@b"),
+            (
+                "test+unix:///default?socket=/a@b",
+                "test+unix:///default?socket=/a@b",
+            ),
+        ];
+        for (uri, label) in cases {
+            let hypervisor = Hypervisor { uri: uri.into() };
+            assert_eq!(hypervisor.label(), label, "{uri}");
+        }
+    }
+}
