@@ -772,3 +772,52 @@ fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn debug_sends_each_virsh_run_and_decision_to_syslog_and_nothing_without_it() {
+    let web = unique("web");
+    let world = World::new(&format!(r#"{{"alice": [{{"domains": ["{web}"]}}]}}"#));
+    world.rig.define(&web);
+    let quiet = world.key("--key alice");
+    let out = world.rig.ssh(&quiet, Some(&format!("status {web}")), b"");
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    // authpriv (10) * 8 + info (6): the audit record only.
+    let records = world.records(1);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(records[0].starts_with("<86>"), "{records:?}");
+
+    let debug = world.key("--key alice --debug");
+    let out = world
+        .rig
+        .ssh(&debug, Some(&format!("status {web}\u{1b}[2J")), b"");
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    let out = world.rig.ssh(&debug, Some(&format!("status {web}")), b"");
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let records = world.records(6);
+    // authpriv * 8 + debug (7) = 87: one line per decision and per virsh run, escaped.
+    let debug_lines: Vec<&String> = records.iter().filter(|r| r.starts_with("<87>")).collect();
+    assert!(
+        debug_lines
+            .iter()
+            .any(|r| r.contains("key alice: invalid request: request holds a control character")),
+        "{records:?}"
+    );
+    assert!(
+        debug_lines
+            .iter()
+            .any(|r| r.contains(&format!("key alice: status on {web} allowed by grant #1"))),
+        "{records:?}"
+    );
+    assert!(
+        debug_lines
+            .iter()
+            .any(|r| r.contains("virsh --connect ") && r.contains(" ms: exit status: 0")),
+        "{records:?}"
+    );
+    for record in &records {
+        assert!(
+            record.bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{record:?}"
+        );
+    }
+}
