@@ -15,6 +15,7 @@ use crate::config::{Config, Hypervisor};
 use crate::error::{self, Error, Status};
 use crate::escape::escape;
 use crate::hypervisor::{Fault, Libvirt, Target};
+use crate::lookup;
 use crate::output::say;
 use crate::policy::{self, Allowed, DenyReason, Judgement, Subject};
 use crate::request::{ParseError, Verb};
@@ -156,16 +157,19 @@ impl<'a> Gateway<'a> {
         let deadline = Instant::now() + self.config.timeout;
         let at = self.hypervisor_of(allowed);
         let explain = |fault| self.explain(fault, action.name(), domain);
-        let target = match self.libvirt.lookup(at, domain, deadline).map_err(explain)? {
-            Some(found) => Target {
+        let target = if lookup::is_only_a_name(domain) {
+            // virsh cannot read this name as an id or a UUID: it goes as it is, one run.
+            Target {
                 name: domain,
-                uuid: found.uuid,
-            },
-            None => {
-                return Err(Error::Failed(format!(
-                    "no domain named \"{}\"",
-                    escape(domain)
-                )));
+                uuid: None,
+            }
+        } else {
+            match self.libvirt.lookup(at, domain, deadline).map_err(explain)? {
+                Some(found) => Target {
+                    name: domain,
+                    uuid: found.uuid,
+                },
+                None => return Err(self.explain(Fault::NotFound, action.name(), domain)),
             }
         };
         if action.is_interactive() {
@@ -515,6 +519,18 @@ mod tests {
             self.calls.borrow().clone()
         }
 
+        /// A target by name must exist, as virsh would find out; one by UUID was found.
+        fn exists(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault> {
+            let known = self
+                .domains
+                .get(&at.uri)
+                .is_some_and(|d| d.iter().any(|(n, _)| n == target.name));
+            if target.uuid.is_none() && !known {
+                return Err(Fault::NotFound);
+            }
+            Ok(())
+        }
+
         fn fault(&self, uri: &str) -> Result<(), Fault> {
             match self.faults.get(uri) {
                 Some(fault) => Err(fault.clone()),
@@ -549,9 +565,11 @@ mod tests {
             self.calls
                 .borrow_mut()
                 .push(format!("{} {} {}", action.name(), at.uri, target.name));
+            self.fault(&at.uri)?;
             if let Some(fault) = &self.act_fault {
                 return Err(fault.clone());
             }
+            self.exists(at, target)?;
             Ok(format!("did {} on {}", action.name(), target.name))
         }
 
@@ -559,9 +577,10 @@ mod tests {
             self.calls
                 .borrow_mut()
                 .push(format!("console {} {}", at.uri, target.name));
+            self.fault(&at.uri)?;
             match &self.act_fault {
                 Some(fault) => Err(fault.clone()),
-                None => Ok(()),
+                None => self.exists(at, target),
             }
         }
 
@@ -603,28 +622,59 @@ mod tests {
     }
 
     #[test]
-    fn an_allowed_action_looks_the_domain_up_and_acts_on_it() {
+    fn a_name_virsh_reads_only_as_a_name_takes_one_run() {
         let fake = Fake::with("test:///one", &[("alice-web", "shut off")]);
         let alice = gateway(&fake, "alice", false);
         assert_eq!(
             ask(&alice, "start alice-web"),
             Reply::done("did start on alice-web".into())
         );
-        assert_eq!(
-            fake.calls(),
-            [
-                "lookup test:///one alice-web",
-                "start test:///one alice-web"
-            ]
-        );
-        // A grant's own connect is where its domains are looked up.
+        assert_eq!(fake.calls(), ["start test:///one alice-web"]);
+        // A grant's own connect is where its domains are acted on.
         let fake = Fake::with("test:///two", &[("lab-1", "running")]);
         let alice = gateway(&fake, "alice", false);
         assert_eq!(ask(&alice, "destroy lab-1").result, Ok(()));
-        assert_eq!(
-            fake.calls(),
-            ["lookup test:///two lab-1", "destroy test:///two lab-1"]
-        );
+        assert_eq!(fake.calls(), ["destroy test:///two lab-1"]);
+    }
+
+    #[test]
+    fn a_name_virsh_could_read_as_an_id_or_uuid_is_looked_up_first() {
+        for name in [
+            "2",
+            "+2",
+            "02",
+            "-0",
+            "deadbeef",
+            "6695eb01-f6a4-8304-79aa-97f2502e193f",
+        ] {
+            let fake = Fake::with("test:///x", &[(name, "running")]);
+            let text = format!(
+                r#"{{"connect": "test:///x", "syslog_socket": "/nonexistent/s", "keys": {{"k": [{{"domains": ["{name}"]}}]}}}}"#
+            );
+            let config = crate::config::parse(&text, Path::new("t.json")).unwrap();
+            let terminal = Terminal {
+                stdin: false,
+                stdout: false,
+            };
+            let k = Gateway::new(
+                config,
+                "t.json".into(),
+                "k".into(),
+                None,
+                None,
+                &fake,
+                terminal,
+            );
+            assert_eq!(ask(&k, &format!("reset {name}")).result, Ok(()), "{name}");
+            assert_eq!(
+                fake.calls(),
+                [
+                    format!("lookup test:///x {name}"),
+                    format!("reset test:///x {name}")
+                ],
+                "{name}"
+            );
+        }
     }
 
     #[test]
@@ -718,7 +768,7 @@ mod tests {
             ask(&alice, "start alice-web"),
             failed(Error::Failed("no domain named \"alice-web\"".into()))
         );
-        assert_eq!(fake.calls(), ["lookup test:///one alice-web"]);
+        assert_eq!(fake.calls(), ["start test:///one alice-web"]);
         let hostile = ask(&alice, "status alice-\"q\"\u{e9}");
         assert_eq!(
             hostile,

@@ -21,6 +21,7 @@ use common::direct::{Exec, HostileEnv, Invocation, check_record, still_running};
 use common::{AuditSink, Rig, dromaius_bin, write_file};
 use dromaius::action::Action;
 use dromaius::config::{self, Config};
+use dromaius::lookup;
 use dromaius::policy::{self, Decision, Judgement, Subject};
 use dromaius::request::{self, MAX_REQUEST_BYTES, Verb};
 
@@ -968,9 +969,9 @@ fn check_exec(world: &World, key: &str, exec: &Exec, label: &str) {
     if listing.contains(&rest) {
         return;
     }
-    let (verb, uuid) = match rest {
-        ["--readonly", "domstate", "--domain", uuid] => ("domstate", *uuid),
-        [verb, "--domain", uuid] => (*verb, *uuid),
+    let (verb, domain) = match rest {
+        ["--readonly", "domstate", "--domain", domain] => ("domstate", *domain),
+        [verb, "--domain", domain] => (*verb, *domain),
         _ => panic!("{label}: unexpected virsh argv {argv:?}"),
     };
     let action = match verb {
@@ -979,12 +980,17 @@ fn check_exec(world: &World, key: &str, exec: &Exec, label: &str) {
             .filter(|a| !a.is_read_only() && !a.is_interactive())
             .unwrap_or_else(|| panic!("{label}: verb {other} in {argv:?}")),
     };
-    let name = world
-        .uuids
-        .iter()
-        .find(|(_, u)| u.as_str() == uuid)
-        .map(|(n, _)| n.as_str())
-        .unwrap_or_else(|| panic!("{label}: {uuid} is no domain's UUID"));
+    // By the UUID of a domain, or by a name virsh can read only as that name.
+    let name = match world.uuids.iter().find(|(_, u)| u.as_str() == domain) {
+        Some((name, _)) => name.as_str(),
+        None => {
+            assert!(
+                lookup::is_only_a_name(domain),
+                "{label}: {domain} went to virsh as it is, but virsh could read it as an id or UUID"
+            );
+            domain
+        }
+    };
     let subject = Subject::new(&world.config, key, None);
     assert!(
         matches!(subject.decide(action, name), Decision::Allow { .. }),

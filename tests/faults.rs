@@ -40,8 +40,8 @@ fn executable(name: &str, script: &str) -> PathBuf {
     path
 }
 
-/// A stand-in virsh that answers the UUID listing with `web1` and then behaves as `body`
-/// says. Each run writes its pid to the returned file, and so may `body` (as `PIDS`).
+/// A stand-in virsh that answers the UUID listing with `web1` (dromaius asks for none:
+/// `web1` can only be a name) and then behaves as `body` says. Each run writes its pid to the returned file, and so may `body` (as `PIDS`).
 fn fake_virsh(body: &str) -> (PathBuf, PathBuf) {
     let pids = write_file("fake-virsh-pids", "");
     let script = format!(
@@ -439,8 +439,8 @@ fn a_hang_up_mid_command_kills_virsh_and_audits_130() {
             .env_clear()
             .env("SSH_ORIGINAL_COMMAND", "start web1");
         let (mut child, output) = spawn_reading(command);
-        // listing + the action's shell + its sleep
-        let started = wait_for_pids(&pids, 3);
+        // the action's shell + its sleep (web1 is only a name: no listing first)
+        let started = wait_for_pids(&pids, 2);
         assert!(
             Command::new("kill")
                 .args([&format!("-{signal}"), &child.id().to_string()])
@@ -479,7 +479,7 @@ fn a_client_dropping_mid_command_through_sshd_leaves_nothing_behind() {
             rig.ssh_command(&key, Some("start web1"))
         };
         let (mut client, _) = spawn_reading(command);
-        let started = wait_for_pids(&pids, 3);
+        let started = wait_for_pids(&pids, 2);
         let dropped = Instant::now();
         client.kill().unwrap();
         let _ = client.wait();
@@ -619,13 +619,10 @@ fn a_client_dropping_mid_console_frees_the_console_and_audits_130() {
     attach(&mut seen, 130);
     // No virsh console holds the domain: a second session attaches (it would get
     // "Active console session exists" otherwise), and is dropped the same way.
-    let uuid = String::from_utf8_lossy(&rig.virsh_uri(&uri, &["domuuid", &name]).stdout)
-        .trim()
-        .to_owned();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = Command::new("pgrep")
-            .args(["-f", &format!("console --safe --domain {uuid}")])
+            .args(["-f", &format!("console --safe --domain {name}")])
             .output()
             .unwrap();
         if left.stdout.is_empty() {
@@ -888,8 +885,8 @@ fn a_hang_up_after_virsh_acted_still_audits_the_request() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // The listing and the action both ran, and the action has exited.
-        let ran = wait_for_pids(&pids, 2);
+        // The action ran (web1 is only a name: one run) and has exited.
+        let ran = wait_for_pids(&pids, 1);
         assert_all_gone(&ran, "the acting virsh");
         std::thread::sleep(Duration::from_millis(300));
         assert!(
@@ -923,7 +920,7 @@ fn a_hang_up_after_virsh_acted_still_audits_the_request() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert_all_gone(&wait_for_pids(&pids, 2), "the acting virsh");
+    assert_all_gone(&wait_for_pids(&pids, 1), "the acting virsh");
     std::thread::sleep(Duration::from_millis(300));
     let hung_up = Instant::now();
     assert!(
