@@ -191,3 +191,32 @@ fn the_login_shell_runs_no_rc_file() {
     assert!(!env.contains("PYENV"), "root's ~/.bashrc ran: {env}");
     assert!(out.stderr.is_empty(), "{}", describe(&out));
 }
+
+#[test]
+fn more_libvirtds_and_sshds_come_up_each_on_its_own() {
+    let rig = Rig::get();
+    let other = common::Libvirtd::start();
+    assert_ne!(other.socket(), rig.socket());
+    let name = unique("elsewhere");
+    other.define(&name);
+    assert_eq!(other.state(&name), "shut off");
+    assert!(
+        !rig.domains().iter().any(|(_, n)| *n == name),
+        "a domain of the second libvirtd showed up in the rig's"
+    );
+    assert!(!other.has_ended());
+
+    let sshd = common::Sshd::start("ExposeAuthInfo yes\n");
+    assert_ne!(sshd.port(), rig.ssh_port());
+    let key = sshd.authorize("echo \"$SSH_USER_AUTH\"", "restrict");
+    let out = sshd.ssh(&key, None, b"");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("/tmp/sshauth."),
+        "{}",
+        describe(&out)
+    );
+    // A key of the rig's own sshd is not one of the new sshd's.
+    let rig_key = rig.authorize("true", "restrict");
+    assert_eq!(sshd.ssh(&rig_key, None, b"").status.code(), Some(255));
+}

@@ -31,35 +31,27 @@ pub mod world;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::{Mutex, OnceLock, mpsc};
-use std::thread;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use audit::AuditSink;
-pub use sshd::SshKey;
+pub use libvirtd::Libvirtd;
+pub use sshd::{SshKey, Sshd};
 pub use support::{describe, run, unique, write_file};
 
-use libvirtd::{LIBVIRTD, VIRSH, hold_connection, start_libvirtd};
-use sshd::{SSH, SSH_KEYGEN, SSHD, UNSHARE, start_sshd};
+use libvirtd::{LIBVIRTD, VIRSH};
+use sshd::{SSH, SSH_KEYGEN, SSHD, UNSHARE};
 use support::{SETPRIV, scratch_dir};
 
-/// The running rig: one per test binary, shared by all its tests.
+/// The running rig: one per test binary, shared by all its tests. Its libvirtd and sshd
+/// are the ones most tests use; the methods below are theirs.
 pub struct Rig {
     dir: PathBuf,
-    socket: PathBuf,
-    port: u16,
-    authorized_keys: PathBuf,
-    /// Serialises appends to `authorized_keys` (tests authorise keys from many threads).
-    authorize_lock: Mutex<()>,
+    libvirtd: Libvirtd,
+    sshd: Sshd,
     /// How long start-up took, for curiosity and for the smoke test's report.
     startup: Duration,
-}
-
-/// What the keeper thread hands back once every daemon is ready.
-struct Started {
-    socket: PathBuf,
-    port: u16,
 }
 
 static RIG: OnceLock<Result<Rig, String>> = OnceLock::new();
@@ -78,19 +70,24 @@ impl Rig {
         }
     }
 
+    /// The whole start-up, run once inside the OnceLock. Errors carry the logs.
+    fn start_all() -> Result<Rig, String> {
+        let began = Instant::now();
+        preflight()?;
+        let dir = scratch_dir().to_path_buf();
+        let libvirtd = Libvirtd::start_in(dir.clone())?;
+        let sshd = Sshd::start_in(dir.clone(), "")?;
+        Ok(Rig {
+            dir,
+            libvirtd,
+            sshd,
+            startup: began.elapsed(),
+        })
+    }
+
     /// The rig's temp dir (0755, owned by root, traversable by `nobody`).
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// The libvirtd socket every URI of this rig points at.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
-    /// The sshd port on 127.0.0.1.
-    pub fn ssh_port(&self) -> u16 {
-        self.port
     }
 
     /// How long `Rig::get` took to bring everything up.
@@ -98,64 +95,125 @@ impl Rig {
         self.startup
     }
 
-    /// The whole start-up, run once inside the OnceLock. Errors carry the logs.
-    fn start_all() -> Result<Rig, String> {
-        let began = Instant::now();
-        preflight()?;
-        let dir = scratch_dir().to_path_buf();
-        let authorized_keys = dir.join("authorized_keys");
-        fs::write(&authorized_keys, "").map_err(|e| format!("create authorized_keys: {e}"))?;
-
-        // The keeper thread spawns the daemons and then parks forever: the daemons' parent
-        // death signal is tied to that thread, so they live exactly as long as this binary.
-        let (tx, rx) = mpsc::channel();
-        let keeper_dir = dir.clone();
-        thread::Builder::new()
-            .name("rig-keeper".into())
-            .spawn(move || keeper(keeper_dir, tx))
-            .map_err(|e| format!("spawn the rig keeper thread: {e}"))?;
-        let started = rx
-            .recv()
-            .map_err(|_| "the rig keeper thread died before reporting".to_string())??;
-
-        Ok(Rig {
-            dir,
-            socket: started.socket,
-            port: started.port,
-            authorized_keys,
-            authorize_lock: Mutex::new(()),
-            startup: began.elapsed(),
-        })
+    /// The rig's libvirtd.
+    pub fn libvirtd(&self) -> &Libvirtd {
+        &self.libvirtd
     }
-}
 
-/// Body of the keeper thread: start everything, report, then never return.
-fn keeper(dir: PathBuf, tx: mpsc::Sender<Result<Started, String>>) {
-    let mut children = Vec::new();
-    let result = start_daemons(&dir, &mut children);
-    let failed = result.is_err();
-    if failed {
-        // Nothing to keep: end what did start (by its own handle) before reporting.
-        for child in &mut children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    /// The rig's sshd.
+    pub fn sshd(&self) -> &Sshd {
+        &self.sshd
     }
-    let _ = tx.send(result);
-    if failed {
-        return;
-    }
-    // `children` stay owned here; this thread must never exit (see the module doc).
-    loop {
-        thread::park();
-    }
-}
 
-fn start_daemons(dir: &Path, children: &mut Vec<Child>) -> Result<Started, String> {
-    let socket = start_libvirtd(dir, children)?;
-    hold_connection(dir, &socket, children)?;
-    let port = start_sshd(dir, children)?;
-    Ok(Started { socket, port })
+    /// The libvirtd socket every URI of this rig points at.
+    pub fn socket(&self) -> &Path {
+        self.libvirtd.socket()
+    }
+
+    /// The sshd port on 127.0.0.1.
+    pub fn ssh_port(&self) -> u16 {
+        self.sshd.port()
+    }
+
+    /// [`Libvirtd::test_uri`] of the rig's libvirtd.
+    pub fn test_uri(&self) -> String {
+        self.libvirtd.test_uri()
+    }
+
+    /// [`Libvirtd::qemu_uri`] of the rig's libvirtd.
+    pub fn qemu_uri(&self) -> String {
+        self.libvirtd.qemu_uri()
+    }
+
+    /// [`Libvirtd::virsh`] on the rig's libvirtd.
+    pub fn virsh(&self, args: &[&str]) -> Output {
+        self.libvirtd.virsh(args)
+    }
+
+    /// [`Libvirtd::virsh_uri`].
+    pub fn virsh_uri(&self, uri: &str, args: &[&str]) -> Output {
+        self.libvirtd.virsh_uri(uri, args)
+    }
+
+    /// [`Libvirtd::virsh_ok`] on the rig's libvirtd.
+    pub fn virsh_ok(&self, args: &[&str]) -> String {
+        self.libvirtd.virsh_ok(args)
+    }
+
+    /// [`Libvirtd::define`] on the rig's libvirtd.
+    pub fn define(&self, name: &str) {
+        self.libvirtd.define(name)
+    }
+
+    /// [`Libvirtd::start_domain`] on the rig's libvirtd.
+    pub fn start(&self, name: &str) {
+        self.libvirtd.start_domain(name)
+    }
+
+    /// [`Libvirtd::destroy`] on the rig's libvirtd.
+    pub fn destroy(&self, name: &str) {
+        self.libvirtd.destroy(name)
+    }
+
+    /// [`Libvirtd::state`] on the rig's libvirtd.
+    pub fn state(&self, name: &str) -> String {
+        self.libvirtd.state(name)
+    }
+
+    /// [`Libvirtd::uuid`] on the rig's libvirtd.
+    pub fn uuid(&self, name: &str) -> String {
+        self.libvirtd.uuid(name)
+    }
+
+    /// [`Libvirtd::domains`] on the rig's libvirtd.
+    pub fn domains(&self) -> Vec<(String, String)> {
+        self.libvirtd.domains()
+    }
+
+    /// [`Sshd::authorize`] on the rig's sshd.
+    pub fn authorize(&self, forced_command: &str, options: &str) -> SshKey {
+        self.sshd.authorize(forced_command, options)
+    }
+
+    /// [`Sshd::authorize_gateway`] on the rig's sshd.
+    pub fn authorize_gateway(&self, config: &Path, key: &str, options: &str) -> SshKey {
+        self.sshd.authorize_gateway(config, key, options)
+    }
+
+    /// [`Sshd::authorize_without_command`] on the rig's sshd.
+    pub fn authorize_without_command(&self, options: &str) -> SshKey {
+        self.sshd.authorize_without_command(options)
+    }
+
+    /// [`Sshd::authorize_line`] on the rig's sshd.
+    pub fn authorize_line(&self, line: &str) {
+        self.sshd.authorize_line(line)
+    }
+
+    /// [`Sshd::stranger_key`].
+    pub fn stranger_key(&self) -> SshKey {
+        self.sshd.stranger_key()
+    }
+
+    /// [`Sshd::key_pair`].
+    pub fn key_pair(&self, type_and_options: &[&str]) -> SshKey {
+        self.sshd.key_pair(type_and_options)
+    }
+
+    /// [`Sshd::ssh`] to the rig's sshd.
+    pub fn ssh(&self, key: &SshKey, request: Option<&str>, stdin: &[u8]) -> Output {
+        self.sshd.ssh(key, request, stdin)
+    }
+
+    /// [`Sshd::ssh_command`] to the rig's sshd.
+    pub fn ssh_command(&self, key: &SshKey, request: Option<&str>) -> Command {
+        self.sshd.ssh_command(key, request)
+    }
+
+    /// [`Sshd::ssh_tty_command`] to the rig's sshd.
+    pub fn ssh_tty_command(&self, key: &SshKey, request: Option<&str>) -> Command {
+        self.sshd.ssh_tty_command(key, request)
+    }
 }
 
 /// Checks, before starting anything, what the rig needs from the machine.

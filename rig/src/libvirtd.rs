@@ -1,10 +1,11 @@
-//! The rig's libvirt: a session `libvirtd` run as `nobody` serving the test driver (and
-//! QEMU, for the console tests), with one connection held open for the whole test binary,
-//! and the plain `virsh` calls the tests make to set up and inspect domains.
+//! A libvirt for the tests: a session `libvirtd` run as `nobody` serving the test driver
+//! (and QEMU, for the console tests), with one connection held open for the whole test
+//! binary, and the plain `virsh` calls the tests make to set up and inspect domains. The
+//! rig has one; a fleet test starts more ([`Libvirtd::start`]), each its own hypervisor.
 //!
-//! The test driver forgets everything when its last client disconnects, so the rig holds
-//! one connection (`virsh event --all --loop`) open as long as the test binary runs. A name
-//! is never handed to virsh by these helpers: each looks the UUID up by exact name first.
+//! The test driver forgets everything when its last client disconnects, so each daemon has
+//! one connection (`virsh event --all --loop`) held open as long as the test binary runs. A
+//! name is never handed to virsh by these helpers: each looks the UUID up by exact name.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -13,16 +14,62 @@ use std::process::{Child, Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::Rig;
 use crate::support::{
     CLEAN_PATH, SETPRIV, STARTUP_DEADLINE, VIRSH_TIMEOUT, clean_command, describe, exited,
-    lookup_id, path_str, read_log, run, spawn_logged, write_file,
+    has_ended, keep, lookup_id, make_temp_dir, path_str, read_log, run, spawn_logged, write_file,
 };
 
 pub(crate) const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 pub(crate) const VIRSH: &str = "/usr/bin/virsh";
 
-impl Rig {
+/// One running session libvirtd, with its held connection.
+pub struct Libvirtd {
+    /// Its own directory: `d/` is the daemon's HOME (nobody's), logs beside it.
+    dir: PathBuf,
+    socket: PathBuf,
+    pid: u32,
+}
+
+impl Libvirtd {
+    /// Starts another session libvirtd, in a directory of its own; panics, with its log,
+    /// if it does not come up.
+    pub fn start() -> Libvirtd {
+        let dir = make_temp_dir("libvirtd");
+        Libvirtd::start_in(dir).unwrap_or_else(|why| panic!("a libvirtd could not start:\n{why}"))
+    }
+
+    /// Starts one in `dir` (its HOME is `dir/d`).
+    pub(crate) fn start_in(dir: PathBuf) -> Result<Libvirtd, String> {
+        let keeper_dir = dir.clone();
+        let (socket, pid) = keep(move |children| {
+            let socket = start_libvirtd(&keeper_dir, children)?;
+            let pid = children.last().map_or(0, Child::id);
+            hold_connection(&keeper_dir, &socket, children)?;
+            Ok((socket, pid))
+        })?;
+        Ok(Libvirtd { dir, socket, pid })
+    }
+
+    /// Its directory (0755, root's; `d/` inside is the daemon's own).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's pid (a test may stop it with SIGSTOP, or kill it).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the daemon has ended.
+    pub fn has_ended(&self) -> bool {
+        has_ended(self.pid)
+    }
+
     /// `test+unix:///default?socket=D/rt/libvirt/libvirt-sock`
     pub fn test_uri(&self) -> String {
         format!("test+unix:///default?socket={}", self.socket.display())
@@ -39,7 +86,7 @@ impl Rig {
         self.virsh_uri(&self.test_uri(), args)
     }
 
-    /// Like [`Rig::virsh`] but against any URI (e.g. [`Rig::qemu_uri`]).
+    /// Like [`Libvirtd::virsh`] but against any URI (e.g. [`Libvirtd::qemu_uri`]).
     pub fn virsh_uri(&self, uri: &str, args: &[&str]) -> Output {
         let mut cmd = clean_command(VIRSH, &self.dir);
         cmd.arg("-c").arg(uri).args(args);
@@ -69,7 +116,7 @@ impl Rig {
 
     /// `virsh start` by UUID (so a name can never be taken for another domain's UUID);
     /// panics on failure.
-    pub fn start(&self, name: &str) {
+    pub fn start_domain(&self, name: &str) {
         let uuid = self.uuid(name);
         self.virsh_ok(&["start", "--domain", &uuid]);
     }
@@ -125,7 +172,7 @@ impl Rig {
 }
 
 /// Session libvirtd as nobody:nogroup with HOME and XDG_* inside `dir/d`; returns its socket.
-pub(crate) fn start_libvirtd(dir: &Path, children: &mut Vec<Child>) -> Result<PathBuf, String> {
+fn start_libvirtd(dir: &Path, children: &mut Vec<Child>) -> Result<PathBuf, String> {
     let home = dir.join("d");
     let runtime = home.join("rt");
     fs::create_dir_all(&runtime).map_err(|e| format!("create {}: {e}", runtime.display()))?;
@@ -198,11 +245,7 @@ pub(crate) fn start_libvirtd(dir: &Path, children: &mut Vec<Child>) -> Result<Pa
 /// `uri;` runs first on the same connection and prints a line: once that line is in the
 /// log, the connection is open. Output goes to a file, never a pipe, so virsh can never
 /// block on a full pipe and miss libvirtd's keepalives.
-pub(crate) fn hold_connection(
-    dir: &Path,
-    socket: &Path,
-    children: &mut Vec<Child>,
-) -> Result<(), String> {
+fn hold_connection(dir: &Path, socket: &Path, children: &mut Vec<Child>) -> Result<(), String> {
     let uri = format!("test+unix:///default?socket={}", socket.display());
     let log = dir.join("virsh-event.log");
     let mut cmd = Command::new(SETPRIV);

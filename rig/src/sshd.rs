@@ -1,6 +1,7 @@
-//! The rig's sshd: on a free 127.0.0.1 port, root allowed in only through `command=` keys
-//! (`PermitRootLogin forced-commands-only`, exactly how dromaius is deployed), and the keys
-//! and `ssh` client commands the tests log in with.
+//! An sshd for the tests: on a free 127.0.0.1 port, root allowed in only through `command=`
+//! keys (`PermitRootLogin forced-commands-only`, exactly how dromaius is deployed), and the
+//! keys and `ssh` client commands the tests log in with. The rig has one; a test that needs
+//! other sshd settings (certificates, `ExposeAuthInfo`) starts its own ([`Sshd::start`]).
 
 use std::fs;
 use std::io::{Read, Write};
@@ -12,11 +13,13 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
+use crate::dromaius_bin;
 use crate::support::{
-    CLEAN_PATH, COUNTER, SETPRIV, STARTUP_DEADLINE, check, clean_command, describe, exited,
-    read_log, run, spawn_logged,
+    CLEAN_PATH, COUNTER, SETPRIV, STARTUP_DEADLINE, check, clean_command, describe, exited, keep,
+    make_temp_dir, read_log, run, spawn_logged,
 };
-use crate::{Rig, dromaius_bin};
 
 pub(crate) const SSHD: &str = "/usr/sbin/sshd";
 pub(crate) const UNSHARE: &str = "/usr/bin/unshare";
@@ -29,12 +32,58 @@ pub(crate) const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 /// Upper bound for one ssh round trip (a normal one takes well under a second).
 const SSH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A key pair made by [`Rig::authorize`]; `private` is what `ssh -i` wants.
+/// A key pair made by [`Sshd::authorize`]; `private` is what `ssh -i` wants.
 pub struct SshKey {
     pub private: PathBuf,
 }
 
-impl Rig {
+/// One running sshd.
+pub struct Sshd {
+    dir: PathBuf,
+    port: u16,
+    authorized_keys: PathBuf,
+    /// Serialises appends to `authorized_keys` (tests authorise keys from many threads).
+    authorize_lock: Mutex<()>,
+}
+
+impl Sshd {
+    /// Starts another sshd, in a directory of its own, with `extra` appended to its config
+    /// (settings, or `Match` blocks); panics, with its log, if it does not come up.
+    pub fn start(extra: &str) -> Sshd {
+        let dir = make_temp_dir("sshd");
+        Sshd::start_in(dir, extra).unwrap_or_else(|why| panic!("an sshd could not start:\n{why}"))
+    }
+
+    /// Starts one in `dir`, its `authorized_keys` empty.
+    pub(crate) fn start_in(dir: PathBuf, extra: &str) -> Result<Sshd, String> {
+        let authorized_keys = dir.join("authorized_keys");
+        fs::write(&authorized_keys, "").map_err(|e| format!("create authorized_keys: {e}"))?;
+        let keeper_dir = dir.clone();
+        let extra = extra.to_owned();
+        let port = keep(move |children| start_sshd(&keeper_dir, &extra, children))?;
+        Ok(Sshd {
+            dir,
+            port,
+            authorized_keys,
+            authorize_lock: Mutex::new(()),
+        })
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its directory: config, host key, logs, the keys it made.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its `AuthorizedKeysFile`.
+    pub fn authorized_keys(&self) -> &Path {
+        &self.authorized_keys
+    }
+
     /// Generates a fresh ed25519 key pair (`ssh-keygen -N ''`) and appends ONE line to the
     /// sshd AuthorizedKeysFile: `command="<forced_command>",<options> <pubkey>`. `options`
     /// is e.g. "restrict" or "restrict,pty". Double quotes in the command are escaped as
@@ -154,14 +203,14 @@ impl Rig {
         run(self.ssh_command(key, request), stdin, SSH_TIMEOUT)
     }
 
-    /// The argv [`Rig::ssh`] runs, as a Command to spawn yourself. Note that anything
+    /// The argv [`Sshd::ssh`] runs, as a Command to spawn yourself. Note that anything
     /// appended with `.arg()` lands *after* the destination, i.e. in the remote command:
-    /// for a terminal use [`Rig::ssh_tty_command`] instead of adding `-tt`.
+    /// for a terminal use [`Sshd::ssh_tty_command`] instead of adding `-tt`.
     pub fn ssh_command(&self, key: &SshKey, request: Option<&str>) -> Command {
         self.ssh_argv(key, request, "-T")
     }
 
-    /// Same as [`Rig::ssh_command`] but with `-tt` (force a remote pty) instead of `-T`.
+    /// Same as [`Sshd::ssh_command`] but with `-tt` (force a remote pty) instead of `-T`.
     pub fn ssh_tty_command(&self, key: &SshKey, request: Option<&str>) -> Command {
         self.ssh_argv(key, request, "-tt")
     }
@@ -197,7 +246,7 @@ impl Rig {
 }
 
 /// sshd on a free 127.0.0.1 port; returns the port once sshd sends its banner.
-pub(crate) fn start_sshd(dir: &Path, children: &mut Vec<Child>) -> Result<u16, String> {
+fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16, String> {
     // sshd's privilege-separation directory.
     fs::create_dir_all("/run/sshd").map_err(|e| format!("create /run/sshd: {e}"))?;
     fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755))
@@ -222,7 +271,7 @@ pub(crate) fn start_sshd(dir: &Path, children: &mut Vec<Child>) -> Result<u16, S
         let port = free_port()?;
         let config = dir.join("sshd_config");
         let log = dir.join(format!("sshd-{attempt}.log"));
-        fs::write(&config, sshd_config(dir, port, &host_key))
+        fs::write(&config, sshd_config(dir, port, &host_key) + extra)
             .map_err(|e| format!("write {}: {e}", config.display()))?;
         // sshd runs each forced command through root's login shell, and bash started by
         // sshd sources ~/.bashrc; root's on this image runs `pyenv rehash`, which races

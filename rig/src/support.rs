@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,72 @@ const TMP_PREFIX: &str = "dromaius-rig-";
 static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
 /// Numbers every temp file, dir, key and domain name the rig makes, so none collide.
 pub(crate) static COUNTER: AtomicUsize = AtomicUsize::new(1);
+
+/// A job for the keeper thread: it starts children and keeps them.
+type Job = Box<dyn FnOnce(&mut Vec<Child>) + Send>;
+
+/// Runs `start` on the keeper thread, which owns every long-lived child of the rig (the
+/// daemons) and never exits: their parent-death signal (`setpriv --pdeathsig KILL`) fires
+/// when the thread that spawned them ends, so spawned there they live exactly as long as
+/// the test binary. If `start` fails, what it started is killed before the error comes back.
+pub(crate) fn keep<T: Send + 'static>(
+    start: impl FnOnce(&mut Vec<Child>) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    static KEEPER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let sender = KEEPER.get_or_init(|| {
+        let (sender, jobs) = mpsc::channel::<Job>();
+        let spawned = thread::Builder::new()
+            .name("rig-keeper".into())
+            .spawn(move || {
+                let mut kept: Vec<Child> = Vec::new();
+                // Ends only if every sender is gone, which a static never is.
+                for job in jobs {
+                    job(&mut kept);
+                }
+                // Never reached while the binary runs; if it were, the children must
+                // still not be dropped into the void before the process exits.
+                loop {
+                    thread::park();
+                }
+            });
+        if let Err(e) = spawned {
+            panic!("spawn the rig keeper thread: {e}");
+        }
+        Mutex::new(sender)
+    });
+    let (reply, answer) = mpsc::channel();
+    let job: Job = Box::new(move |kept: &mut Vec<Child>| {
+        let mut mine = Vec::new();
+        let result = start(&mut mine);
+        if result.is_err() {
+            for child in &mut mine {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        } else {
+            kept.append(&mut mine);
+        }
+        let _ = reply.send(result);
+    });
+    sender
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(job)
+        .map_err(|_| "the rig keeper thread is gone".to_string())?;
+    answer
+        .recv()
+        .map_err(|_| "the rig keeper thread died before reporting".to_string())?
+}
+
+/// Whether the process `pid` has ended (a child the keeper never reaps stays a zombie).
+pub(crate) fn has_ended(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
 
 /// A unique, test-driver-safe domain name: prefix + a counter + pid (e.g. "web-3-4711").
 pub fn unique(prefix: &str) -> String {
@@ -60,7 +126,7 @@ pub(crate) fn scratch_dir() -> &'static Path {
 
 /// `mktemp -d` under the temp dir, named `dromaius-rig-<pid>-<kind>-<n>` so leftovers of
 /// dead test binaries can be recognised and swept; chmod 0755 so `nobody` can traverse it.
-pub(crate) fn make_temp_dir(kind: &str) -> PathBuf {
+pub fn make_temp_dir(kind: &str) -> PathBuf {
     static SWEEP: OnceLock<()> = OnceLock::new();
     SWEEP.get_or_init(sweep_stale_dirs);
     let base = std::env::temp_dir();
