@@ -552,7 +552,10 @@ impl Bench {
         );
         Figure::timed(
             "host size",
-            format!("dromaius `{request}` on a hypervisor of {} domains", LIST_DOMAINS + 1),
+            format!(
+                "dromaius `{request}` on a hypervisor of {} domains",
+                LIST_DOMAINS + 1
+            ),
             format!(
                 "the same on a hypervisor of 3 (another libvirtd, {})",
                 self.small_host.dir().display()
@@ -674,7 +677,9 @@ impl Bench {
             median_b: ms(theirs_cost),
             ratio: Some(ours_cost.as_secs_f64() / theirs_cost.as_secs_f64().max(1e-9)),
             goal: "≤ 0.25",
-            own_cpu: ours.own_cpu.map(|cpu| format!("{:.3} ms (10,000-key config)", cpu * 1e3)),
+            own_cpu: ours
+                .own_cpu
+                .map(|cpu| format!("{:.3} ms (10,000-key config)", cpu * 1e3)),
             own_cpu_seconds: None,
             note: None,
         }
@@ -936,8 +941,7 @@ fn fake_ed25519(n: usize) -> String {
 
 /// Standard base64 with padding (RFC 4648), for [`fake_ed25519`].
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = chunk.len();

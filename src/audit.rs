@@ -56,6 +56,8 @@ pub struct Record<'a> {
     pub outcome: u8,
     /// For a denial or an invalid request: why (for the administrator only).
     pub reason: Option<&'a str>,
+    /// The hypervisor an action acted on, when it did.
+    pub hypervisor: Option<&'a str>,
 }
 
 impl Record<'_> {
@@ -77,6 +79,10 @@ impl Record<'_> {
             // A reason can quote what the user sent (an unknown command word): cut it too.
             let reason = escape_truncated(reason.as_bytes(), MAX_FIELD_BYTES);
             message.push_str(&format!(" reason=\"{reason}\""));
+        }
+        if let Some(hypervisor) = self.hypervisor {
+            let hypervisor = escape_truncated(hypervisor.as_bytes(), MAX_FIELD_BYTES);
+            message.push_str(&format!(" hypervisor=\"{hypervisor}\""));
         }
         message
     }
@@ -202,6 +208,7 @@ mod tests {
             decision: Decision::Allow,
             outcome: 0,
             reason: None,
+            hypervisor: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::action::{Action, ActionSet};
 use crate::audit::{self, Audit, Record};
-use crate::config::{Config, Hypervisor};
+use crate::config::{Config, Hypervisor, HypervisorId};
 use crate::error::{self, Error, Status};
 use crate::escape::escape;
 use crate::hypervisor::{Fault, Libvirt, Target};
@@ -46,11 +46,13 @@ pub struct Gateway<'a> {
     terminal: Terminal,
 }
 
-/// What carrying out a request produced: text for stdout, and how it ended.
+/// What carrying out a request produced: text for stdout, how it ended, and where it
+/// acted.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reply {
     pub shown: String,
     pub result: Result<(), Error>,
+    pub acted_on: Option<HypervisorId>,
 }
 
 impl Reply {
@@ -58,6 +60,7 @@ impl Reply {
         Reply {
             shown,
             result: Ok(()),
+            acted_on: None,
         }
     }
 
@@ -65,15 +68,24 @@ impl Reply {
         Reply {
             shown: String::new(),
             result: Err(error),
+            acted_on: None,
         }
     }
 }
 
-impl From<Result<String, Error>> for Reply {
-    fn from(result: Result<String, Error>) -> Reply {
+impl From<(Result<String, Error>, Option<HypervisorId>)> for Reply {
+    fn from((result, acted_on): (Result<String, Error>, Option<HypervisorId>)) -> Reply {
         match result {
-            Ok(shown) => Reply::done(shown),
-            Err(error) => Reply::failed(error),
+            Ok(shown) => Reply {
+                shown,
+                result: Ok(()),
+                acted_on,
+            },
+            Err(error) => Reply {
+                shown: String::new(),
+                result: Err(error),
+                acted_on,
+            },
         }
     }
 }
@@ -125,7 +137,7 @@ impl<'a> Gateway<'a> {
                 error.status()
             }
         };
-        self.record(line, &judgement, status);
+        self.record(line, &judgement, status, reply.acted_on);
         Some(Handled {
             status,
             end_session: judgement == Judgement::Session(Verb::Exit) || crate::sys::hung_up(),
@@ -146,64 +158,233 @@ impl<'a> Gateway<'a> {
         }
     }
 
-    fn act(&self, allowed: &Allowed<'_>) -> Result<String, Error> {
+    /// Carries out an allowed action; says where it acted (for the audit).
+    fn act(&self, allowed: &Allowed<'_>) -> (Result<String, Error>, Option<HypervisorId>) {
         let Allowed { action, domain, .. } = allowed;
         if action.is_interactive() && !self.terminal.stdin {
-            return Err(Error::Failed(
+            let error = Error::Failed(
                 "console needs a terminal: connect with ssh -t (and the key needs the pty option)"
                     .into(),
-            ));
+            );
+            return (Err(error), None);
         }
-        let deadline = Instant::now() + self.config.timeout;
-        let at = self.hypervisor_of(allowed);
-        let explain = |fault| self.explain(fault, action.name(), domain);
-        let target = if lookup::is_only_a_name(domain) {
-            // virsh cannot read this name as an id or a UUID: it goes as it is, one run.
-            Target {
-                name: domain,
-                uuid: None,
-            }
+        let (id, target, left) = match self.locate(allowed) {
+            Ok(located) => located,
+            Err(error) => return (Err(error), None),
+        };
+        let at = self.config.hypervisor(id);
+        let fleet = allowed.hypervisors.len() > 1;
+        let explain = |fault| self.explain(fault, action.name(), domain, fleet.then_some(at));
+        let result = if action.is_interactive() {
+            self.libvirt
+                .console(at, &target)
+                .map(|()| String::new())
+                .map_err(explain)
         } else {
-            match self.libvirt.lookup(at, domain, deadline).map_err(explain)? {
-                Some(found) => Target {
+            self.libvirt
+                .act(at, *action, &target, Instant::now() + left)
+                .map_err(explain)
+        };
+        (result, Some(id))
+    }
+
+    /// Where an allowed action acts: the hypervisor, the domain as virsh is to be given it,
+    /// and how much of that hypervisor's `timeout_secs` is left.
+    ///
+    /// One hypervisor: a name virsh can read only as a name is acted on as it is, any other
+    /// is looked up first. Several: the domain is looked up on each, read-only, all at once,
+    /// and acted on where it is defined; defined on more than one, where it is active if
+    /// exactly one is. A domain is never started while a hypervisor that may run it cannot
+    /// be asked, nor when two hypervisors define it and neither runs it (two QEMUs on one
+    /// disk).
+    fn locate<'r>(
+        &self,
+        allowed: &'r Allowed<'_>,
+    ) -> Result<(HypervisorId, Target<'r>, Duration), Error> {
+        let Allowed {
+            action,
+            domain,
+            hypervisors,
+            ..
+        } = allowed;
+        let domain: &str = domain;
+        let timeout = self.config.timeout;
+        let ids: &[HypervisorId] = if hypervisors.is_empty() {
+            &self.config.connect
+        } else {
+            hypervisors
+        };
+        if let [id] = ids {
+            let at = self.config.hypervisor(*id);
+            if lookup::is_only_a_name(domain) {
+                // virsh cannot read this name as an id or a UUID: it goes as it is, one run.
+                let target = Target {
                     name: domain,
-                    uuid: found.uuid,
-                },
-                None => return Err(self.explain(Fault::NotFound, action.name(), domain)),
+                    uuid: None,
+                };
+                return Ok((*id, target, timeout));
+            }
+            let started = Instant::now();
+            let explain = |fault| self.explain(fault, action.name(), domain, None);
+            return match self
+                .libvirt
+                .lookup(at, domain, started + timeout)
+                .map_err(explain)?
+            {
+                Some(found) => Ok((
+                    *id,
+                    Target {
+                        name: domain,
+                        uuid: found.uuid,
+                    },
+                    timeout.saturating_sub(started.elapsed()),
+                )),
+                None => Err(explain(Fault::NotFound)),
+            };
+        }
+
+        let answers = self.on_each(ids, timeout, |at, deadline| {
+            self.libvirt.lookup(at, domain, deadline)
+        });
+        let mut found = Vec::new();
+        let mut unanswered = Vec::new();
+        for (id, answer, took) in answers {
+            match answer {
+                Ok(Some(here)) => found.push((id, here, took)),
+                Ok(None) => {}
+                Err(fault) => unanswered.push((id, fault)),
+            }
+        }
+        let labels = |ids: &mut dyn Iterator<Item = HypervisorId>| -> String {
+            let names: Vec<String> = ids.map(|id| self.config.hypervisor(id).label()).collect();
+            names.join(", ")
+        };
+        let shown = escape(domain);
+        if *action == Action::Start && !unanswered.is_empty() {
+            let why = unanswered
+                .into_iter()
+                .map(|(id, fault)| {
+                    self.explain(fault, "lookup", domain, Some(self.config.hypervisor(id)))
+                })
+                .collect();
+            let detail = combined(why).err().unwrap_or(Error::Denied);
+            let text = format!(
+                "start {shown} refused: the domain may be running where it could not be \
+                 looked up\n{detail}"
+            );
+            return Err(match detail {
+                Error::TimedOut(_) => Error::TimedOut(text),
+                _ => Error::Unavailable(text),
+            });
+        }
+        let chosen = match found.len() {
+            0 if unanswered.is_empty() => {
+                return Err(Error::Failed(format!("no domain named \"{shown}\"")));
+            }
+            0 => {
+                let why: Vec<Error> = unanswered
+                    .into_iter()
+                    .map(|(id, fault)| {
+                        self.explain(
+                            fault,
+                            action.name(),
+                            domain,
+                            Some(self.config.hypervisor(id)),
+                        )
+                    })
+                    .collect();
+                return Err(combined(why).err().unwrap_or(Error::Denied));
+            }
+            1 => found.swap_remove(0),
+            _ => {
+                let active: Vec<usize> = (0..found.len()).filter(|i| found[*i].1.active).collect();
+                if let [only] = active[..] {
+                    found.swap_remove(only)
+                } else {
+                    let defined = labels(&mut found.iter().map(|(id, _, _)| *id));
+                    let running = if active.is_empty() {
+                        "active on none of them".to_owned()
+                    } else {
+                        format!(
+                            "active on {}",
+                            labels(&mut active.iter().map(|i| found[*i].0))
+                        )
+                    };
+                    return Err(Error::Failed(format!(
+                        "\"{shown}\" is defined on {defined} and {running}: refusing to {} it \
+                         (a domain must be defined on one hypervisor, or active on exactly one)",
+                        action.name()
+                    )));
+                }
             }
         };
-        if action.is_interactive() {
-            self.libvirt.console(at, &target).map_err(explain)?;
-            return Ok(String::new());
-        }
-        self.libvirt
-            .act(at, *action, &target, deadline)
-            .map_err(explain)
+        let (id, here, took) = chosen;
+        let target = Target {
+            name: domain,
+            uuid: here.uuid,
+        };
+        Ok((id, target, timeout.saturating_sub(took)))
     }
 
-    /// The hypervisor an allowed action acts on.
-    fn hypervisor_of(&self, allowed: &Allowed<'_>) -> &Hypervisor {
-        let id = allowed
-            .hypervisors
-            .first()
-            .copied()
-            .unwrap_or_else(|| self.config.connect[0]);
-        self.config.hypervisor(id)
+    /// Runs `ask` for each hypervisor at once, each bounded by `timeout` from now on its
+    /// own; returns each answer with how long it took.
+    fn on_each<T: Send>(
+        &self,
+        ids: &[HypervisorId],
+        timeout: Duration,
+        ask: impl Fn(&Hypervisor, Instant) -> Result<T, Fault> + Sync,
+    ) -> Vec<(HypervisorId, Result<T, Fault>, Duration)> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        std::thread::scope(|scope| {
+            let asking: Vec<_> = ids
+                .iter()
+                .map(|id| {
+                    let ask = &ask;
+                    let at = self.config.hypervisor(*id);
+                    (*id, scope.spawn(move || ask(at, deadline)))
+                })
+                .collect();
+            asking
+                .into_iter()
+                .map(|(id, asked)| {
+                    let answer = asked.join().unwrap_or(Err(Fault::Failed {
+                        words: String::new(),
+                        status: "the lookup failed".into(),
+                    }));
+                    (id, answer, started.elapsed())
+                })
+                .collect()
+        })
     }
 
-    /// What a fault means for the user, for `command` on `domain` (empty for `list`).
-    fn explain(&self, fault: Fault, command: &str, domain: &str) -> Error {
-        let what = if domain.is_empty() {
+    /// What a fault means for the user, for `command` on `domain` (empty for `list`), on
+    /// `at` when the user's grants span more than one hypervisor (it is then named).
+    fn explain(&self, fault: Fault, command: &str, domain: &str, at: Option<&Hypervisor>) -> Error {
+        let mut what = if domain.is_empty() {
             command.to_owned()
         } else {
             format!("{command} {}", escape(domain))
+        };
+        let on = at.map(|h| escape(&h.label()));
+        if let Some(on) = &on {
+            what.push_str(&format!(" on {on}"));
+        }
+        // virsh's own words for one of several hypervisors say which one they are about.
+        let named = |words: String| match &on {
+            Some(on) => words
+                .lines()
+                .map(|line| format!("{on}: {line}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => words,
         };
         match fault {
             Fault::CannotRun(why) => Error::Unavailable(why),
             Fault::Unreachable(words) if words.is_empty() => {
                 Error::Unavailable(format!("{what}: libvirt could not be reached"))
             }
-            Fault::Unreachable(words) => Error::Unavailable(words),
+            Fault::Unreachable(words) => Error::Unavailable(named(words)),
             Fault::TimedOut => Error::TimedOut(format!(
                 "{what} took longer than {} s and was stopped",
                 self.config.timeout.as_secs()
@@ -211,41 +392,60 @@ impl<'a> Gateway<'a> {
             Fault::Interrupted => Error::Interrupted(format!("{command} interrupted")),
             Fault::NotFound => Error::Failed(format!("no domain named \"{}\"", escape(domain))),
             Fault::ConsoleBusy(words) => Error::Failed(format!(
-                "{words}\nthe console of {} is in use by another session",
+                "{}\nthe console of {} is in use by another session",
+                named(words),
                 escape(domain)
             )),
             Fault::Failed { words, status } if words.is_empty() => {
                 Error::Failed(format!("virsh {command} failed ({status})"))
             }
-            Fault::Failed { words, .. } => Error::Failed(words),
+            Fault::Failed { words, .. } => Error::Failed(named(words)),
         }
     }
 
     /// `list`: every existing domain this key may act on, with its state, from one listing
-    /// per hypervisor. A hypervisor that fails is reported; the others are still listed.
+    /// per hypervisor, all at once. A hypervisor that fails is named; the others are still
+    /// listed. When the key's grants span more than one hypervisor, a third column says
+    /// which each domain is on (a name defined on two is listed once for each).
     fn list(&self, subject: &Subject<'_>) -> Reply {
-        let deadline = Instant::now() + self.config.timeout;
-        let mut rows: Vec<(String, &'static str)> = Vec::new();
+        let ids = subject.hypervisors();
+        let fleet = ids.len() > 1;
+        let mut rows: Vec<(String, &'static str, String)> = Vec::new();
         let mut errors = Vec::new();
-        for id in subject.hypervisors() {
-            match self.libvirt.states(self.config.hypervisor(id), deadline) {
+        let answers = self.on_each(&ids, self.config.timeout, |at, deadline| {
+            self.libvirt.states(at, deadline)
+        });
+        for (id, answer, _) in answers {
+            let at = self.config.hypervisor(id);
+            match answer {
                 Ok(states) => rows.extend(
                     states
                         .into_iter()
-                        .filter(|(name, _)| subject.may_list(name, id)),
+                        .filter(|(name, _)| subject.may_list(name, id))
+                        .map(|(name, state)| {
+                            (name, state, if fleet { at.label() } else { String::new() })
+                        }),
                 ),
-                Err(fault) => errors.push(self.explain(fault, "list", "")),
+                // Always named: a list that is short of one hypervisor must say which.
+                Err(fault) => errors.push(self.explain(fault, "list", "", Some(at))),
             }
         }
         rows.sort();
         Reply {
             shown: list_text(&rows),
             result: combined(errors),
+            acted_on: None,
         }
     }
 
     /// The audit record of one request.
-    fn record(&self, line: &Line, judgement: &Judgement<'_>, status: Status) {
+    fn record(
+        &self,
+        line: &Line,
+        judgement: &Judgement<'_>,
+        status: Status,
+        acted_on: Option<HypervisorId>,
+    ) {
         let raw: &[u8] = match line {
             Line::Text(bytes) => bytes,
             Line::TooLong(_) => b"(too long)",
@@ -290,6 +490,10 @@ impl<'a> Gateway<'a> {
             decision,
             outcome: status.code(),
             reason,
+            hypervisor: acted_on
+                .filter(|_| self.config.is_fleet())
+                .map(|id| self.config.hypervisor(id).label())
+                .as_deref(),
         });
     }
 
@@ -369,13 +573,14 @@ impl crate::prompt::Completions for Gateway<'_> {
         if !subject.usable_actions().contains(action) || crate::sys::hung_up() {
             return Vec::new();
         }
-        let deadline = Instant::now() + self.config.timeout.min(COMPLETION_TIMEOUT);
         let only: ActionSet = [action].into_iter().collect();
+        let timeout = self.config.timeout.min(COMPLETION_TIMEOUT);
+        let answers = self.on_each(&subject.hypervisors(), timeout, |at, deadline| {
+            self.libvirt.states(at, deadline)
+        });
         let mut names: Vec<String> = Vec::new();
-        for id in subject.hypervisors() {
-            let Ok(states) = self.libvirt.states(self.config.hypervisor(id), deadline) else {
-                continue;
-            };
+        for (id, answer, _) in answers {
+            let Ok(states) = answer else { continue };
             names.extend(
                 states
                     .into_iter()
@@ -445,16 +650,30 @@ pub fn help_text(subject: &Subject<'_>) -> String {
     text
 }
 
-/// `list`'s table: names (escaped) in a column as wide as the widest, then the state.
-pub fn list_text(rows: &[(String, &'static str)]) -> String {
+/// `list`'s table: names (escaped) in a column as wide as the widest, then the state, then
+/// (for a fleet) the hypervisor.
+pub fn list_text(rows: &[(String, &'static str, String)]) -> String {
     let width = rows
         .iter()
-        .map(|(name, _)| escape(name).len())
+        .map(|(name, _, _)| escape(name).len())
+        .max()
+        .unwrap_or(0);
+    let state_width = rows
+        .iter()
+        .map(|(_, state, _)| state.len())
         .max()
         .unwrap_or(0);
     let mut text = String::new();
-    for (name, state) in rows {
-        text.push_str(&format!("{:width$}  {state}\n", escape(name)));
+    for (name, state, at) in rows {
+        if at.is_empty() {
+            text.push_str(&format!("{:width$}  {state}\n", escape(name)));
+        } else {
+            text.push_str(&format!(
+                "{:width$}  {state:state_width$}  {}\n",
+                escape(name),
+                escape(at)
+            ));
+        }
     }
     text
 }
@@ -464,9 +683,9 @@ mod tests {
     use super::*;
     use crate::hypervisor::{Found, Uuid};
     use crate::prompt::Completions;
-    use std::cell::RefCell;
     use std::collections::HashMap;
     use std::path::Path;
+    use std::sync::Mutex;
 
     const CONFIG: &str = r#"{
       "connect": "test:///one",
@@ -489,7 +708,7 @@ mod tests {
         faults: HashMap<String, Fault>,
         /// The answer to every `act` and `console`, if not the default success.
         act_fault: Option<Fault>,
-        calls: RefCell<Vec<String>>,
+        calls: Mutex<Vec<String>>,
     }
 
     impl Fake {
@@ -516,7 +735,7 @@ mod tests {
         }
 
         fn calls(&self) -> Vec<String> {
-            self.calls.borrow().clone()
+            self.calls.lock().unwrap().clone()
         }
 
         /// A target by name must exist, as virsh would find out; one by UUID was found.
@@ -542,7 +761,8 @@ mod tests {
     impl Libvirt for Fake {
         fn lookup(&self, at: &Hypervisor, name: &str, _: Instant) -> Result<Option<Found>, Fault> {
             self.calls
-                .borrow_mut()
+                .lock()
+                .unwrap()
                 .push(format!("lookup {} {name}", at.uri));
             self.fault(&at.uri)?;
             Ok(self
@@ -562,9 +782,12 @@ mod tests {
             target: &Target<'_>,
             _: Instant,
         ) -> Result<String, Fault> {
-            self.calls
-                .borrow_mut()
-                .push(format!("{} {} {}", action.name(), at.uri, target.name));
+            self.calls.lock().unwrap().push(format!(
+                "{} {} {}",
+                action.name(),
+                at.uri,
+                target.name
+            ));
             self.fault(&at.uri)?;
             if let Some(fault) = &self.act_fault {
                 return Err(fault.clone());
@@ -575,7 +798,8 @@ mod tests {
 
         fn console(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault> {
             self.calls
-                .borrow_mut()
+                .lock()
+                .unwrap()
                 .push(format!("console {} {}", at.uri, target.name));
             self.fault(&at.uri)?;
             match &self.act_fault {
@@ -589,7 +813,10 @@ mod tests {
             at: &Hypervisor,
             _: Instant,
         ) -> Result<Vec<(String, &'static str)>, Fault> {
-            self.calls.borrow_mut().push(format!("states {}", at.uri));
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("states {}", at.uri));
             self.fault(&at.uri)?;
             Ok(self.domains.get(&at.uri).cloned().unwrap_or_default())
         }
@@ -611,10 +838,25 @@ mod tests {
         )
     }
 
+    /// What a line got, without where it acted (see [`acted_on`]).
     fn ask(gateway: &Gateway<'_>, line: &str) -> Reply {
+        Reply {
+            acted_on: None,
+            ..replied(gateway, line)
+        }
+    }
+
+    fn replied(gateway: &Gateway<'_>, line: &str) -> Reply {
         let subject = gateway.subject();
         let judgement = policy::judge_line(&subject, line.as_bytes()).unwrap();
         gateway.carry_out(&subject, &judgement)
+    }
+
+    /// Where a line acted, by the hypervisor's label.
+    fn acted_on(gateway: &Gateway<'_>, line: &str) -> Option<String> {
+        replied(gateway, line)
+            .acted_on
+            .map(|id| gateway.config.hypervisor(id).label())
     }
 
     fn failed(error: Error) -> Reply {
@@ -830,14 +1072,23 @@ mod tests {
             ],
         );
         let alice = gateway(&fake, "alice", false);
+        // alice's grants span two hypervisors: a third column says which.
         assert_eq!(
             ask(&alice, "list"),
             Reply::done(
-                "alice-db  shut off\nalice-web  running\nlab-1      paused\n"
-                    .replace("alice-db  ", "alice-db   ")
+                "alice-db   shut off  test:///one\n\
+                 alice-web  running   test:///one\n\
+                 lab-1      paused    test:///two\n"
+                    .into()
             )
         );
-        assert_eq!(fake.calls(), ["states test:///one", "states test:///two"]);
+        let mut calls = fake.calls();
+        calls.sort();
+        assert_eq!(calls, ["states test:///one", "states test:///two"]);
+        // One hypervisor: two columns.
+        let fake = Fake::with("test:///one", &[("only", "running"), ("other", "running")]);
+        let solo = gateway(&fake, "solo", false);
+        assert_eq!(ask(&solo, "list"), Reply::done("only  running\n".into()));
     }
 
     #[test]
@@ -849,9 +1100,10 @@ mod tests {
         assert_eq!(
             ask(&alice, "list"),
             Reply {
-                shown: "alice-web  running\n".into(),
+                shown: "alice-web  running  test:///one\n".into(),
+                acted_on: None,
                 result: Err(Error::TimedOut(
-                    "list took longer than 7 s and was stopped".into()
+                    "list on test:///two took longer than 7 s and was stopped".into()
                 )),
             }
         );
@@ -918,10 +1170,165 @@ mod tests {
         );
     }
 
+    const FLEET: &str = r#"{
+      "hypervisors": { "hv1": "test:///one", "hv2": "test:///two", "hv3": "test:///three" },
+      "connect": "hv1",
+      "timeout_secs": 7,
+      "syslog_socket": "/nonexistent/dromaius-test.sock",
+      "keys": { "ops": [ { "domains": ["*"], "connect": ["hv1", "hv2", "hv3"] } ] }
+    }"#;
+
+    fn fleet(fake: &Fake) -> Gateway<'_> {
+        let config = crate::config::parse(FLEET, Path::new("f.json")).unwrap();
+        let terminal = Terminal {
+            stdin: false,
+            stdout: false,
+        };
+        Gateway::new(
+            config,
+            "f.json".into(),
+            "ops".into(),
+            None,
+            None,
+            fake,
+            terminal,
+        )
+    }
+
+    /// The calls that acted (not the lookups), in order.
+    fn actions(fake: &Fake) -> Vec<String> {
+        fake.calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("lookup") && !c.starts_with("states"))
+            .collect()
+    }
+
+    #[test]
+    fn a_fleet_acts_where_the_domain_is_defined() {
+        let fake = Fake::with("test:///one", &[("web1", "shut off")])
+            .add("test:///two", &[("web2", "running")])
+            .add("test:///three", &[]);
+        let ops = fleet(&fake);
+        assert_eq!(ask(&ops, "start web1").result, Ok(()));
+        assert_eq!(ask(&ops, "destroy web2").result, Ok(()));
+        assert_eq!(
+            actions(&fake),
+            ["start test:///one web1", "destroy test:///two web2"]
+        );
+        assert_eq!(acted_on(&ops, "status web2").as_deref(), Some("hv2"));
+        // Looked up on every hypervisor, each once.
+        let lookups = fake
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("lookup"))
+            .count();
+        assert_eq!(lookups, 9);
+        assert_eq!(
+            ask(&ops, "status nowhere"),
+            failed(Error::Failed("no domain named \"nowhere\"".into()))
+        );
+    }
+
+    #[test]
+    fn a_domain_two_hypervisors_define_is_acted_on_where_it_is_active_only() {
+        let fake = Fake::with("test:///one", &[("db", "running"), ("twice", "shut off")])
+            .add("test:///two", &[("db", "shut off"), ("twice", "shut off")])
+            .add(
+                "test:///three",
+                &[("twice", "running"), ("thrice", "paused")],
+            );
+        let ops = fleet(&fake);
+        assert_eq!(acted_on(&ops, "destroy db").as_deref(), Some("hv1"));
+        assert_eq!(acted_on(&ops, "start db").as_deref(), Some("hv1"));
+        // Both shut off: never started (two QEMUs on one disk), whichever the command.
+        let fake = Fake::with("test:///one", &[("db", "shut off")])
+            .add("test:///two", &[("db", "shut off")])
+            .add("test:///three", &[]);
+        let ops = fleet(&fake);
+        for command in ["start", "status", "reset"] {
+            assert_eq!(
+                ask(&ops, &format!("{command} db")),
+                failed(Error::Failed(format!(
+                    "\"db\" is defined on hv1, hv2 and active on none of them: refusing to \
+                     {command} it (a domain must be defined on one hypervisor, or active on \
+                     exactly one)"
+                ))),
+                "{command}"
+            );
+        }
+        assert!(actions(&fake).is_empty(), "{:?}", fake.calls());
+        // Active on two: refused too.
+        let fake = Fake::with("test:///one", &[("db", "running")])
+            .add("test:///two", &[("db", "paused")])
+            .add("test:///three", &[]);
+        let ops = fleet(&fake);
+        let refused = ask(&ops, "destroy db").result;
+        assert!(
+            matches!(&refused, Err(Error::Failed(text)) if text.contains("active on hv1, hv2")),
+            "{refused:?}"
+        );
+        assert!(actions(&fake).is_empty());
+    }
+
+    #[test]
+    fn an_unreachable_hypervisor_blocks_start_and_nothing_else() {
+        let mut fake = Fake::with("test:///one", &[("web1", "shut off")])
+            .add("test:///two", &[])
+            .add("test:///three", &[]);
+        fake.faults.insert(
+            "test:///two".into(),
+            Fault::Unreachable("error: failed to connect to the hypervisor".into()),
+        );
+        let ops = fleet(&fake);
+        assert_eq!(
+            ask(&ops, "start web1"),
+            failed(Error::Unavailable(
+                "start web1 refused: the domain may be running where it could not be looked \
+                 up\nhv2: error: failed to connect to the hypervisor"
+                    .into()
+            ))
+        );
+        assert!(actions(&fake).is_empty());
+        // Anything but start acts where the domain was found.
+        assert_eq!(acted_on(&ops, "status web1").as_deref(), Some("hv1"));
+        // Found nowhere that answered: the hypervisor that did not answer is named.
+        assert_eq!(
+            ask(&ops, "destroy web9"),
+            failed(Error::Unavailable(
+                "hv2: error: failed to connect to the hypervisor".into()
+            ))
+        );
+        // A hypervisor that did not answer in time: 124, named.
+        let mut fake = Fake::with("test:///one", &[("web1", "shut off")])
+            .add("test:///two", &[])
+            .add("test:///three", &[]);
+        fake.faults.insert("test:///three".into(), Fault::TimedOut);
+        let ops = fleet(&fake);
+        assert_eq!(
+            ask(&ops, "start web1"),
+            failed(Error::TimedOut(
+                "start web1 refused: the domain may be running where it could not be looked \
+                 up\nlookup web1 on hv3 took longer than 7 s and was stopped"
+                    .into()
+            ))
+        );
+        let listed = ask(&ops, "list");
+        assert_eq!(listed.shown, "web1  shut off  hv1\n");
+        assert_eq!(
+            listed.result,
+            Err(Error::TimedOut(
+                "list on hv3 took longer than 7 s and was stopped".into()
+            ))
+        );
+    }
+
     #[test]
     fn list_text_aligns_escaped_names() {
         assert_eq!(
-            list_text(&[("a".into(), "running"), ("b\u{1b}".into(), "shut off")]),
+            list_text(&[
+                ("a".into(), "running", String::new()),
+                ("b\u{1b}".into(), "shut off", String::new())
+            ]),
             "a      running\nb\\x1b  shut off\n"
         );
         assert_eq!(list_text(&[]), "");

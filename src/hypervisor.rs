@@ -70,7 +70,7 @@ pub enum Fault {
 
 /// libvirt, as the gateway sees it. Every read is read-only; every call is bounded by its
 /// deadline except the console, which lasts as long as the user stays.
-pub trait Libvirt {
+pub trait Libvirt: Sync {
     /// Looks up the domain named exactly `name`. `None` when it is not defined there.
     fn lookup(
         &self,

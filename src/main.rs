@@ -72,6 +72,7 @@ fn run_gateway(args: GatewayArgs) -> Status {
                     decision: audit::Decision::Deny,
                     outcome: Status::Config.code(),
                     reason: Some("config refused"),
+                    hypervisor: None,
                 },
             );
             return Status::Config;

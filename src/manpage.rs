@@ -290,7 +290,12 @@ by default, is one JSON object:
 Absolute path of virsh. Default \fI/usr/bin/virsh\fR.
 .TP
 .B connect
-The libvirt URI, with a scheme. Default \fBqemu:///system\fR.
+Where grants without their own look their domains up: a libvirt URI, with a scheme, a
+name from \fBhypervisors\fR, or a non\-empty list of them. Default \fBqemu:///system\fR.
+.TP
+.B hypervisors
+Name to libvirt URI (\fBqemu+ssh://\fR, \fBqemu+tls://\fR, ...), for a fleet behind one
+gateway; names are letters, digits, \fB.\fR, \fB_\fR and \fB\-\fR.
 .TP
 .B timeout_secs
 Limit for every command but console, 1 to 604800. Default 60.
@@ -302,8 +307,8 @@ Absolute path of the syslog datagram socket the audit goes to. Default \fI/dev/l
 Key name to a list of grants.
 A grant has \fBdomains\fR (required, not empty: exact names, or patterns with \fB*\fR,
 \fB?\fR and \fB[...]\fR), \fBcommands\fR (any of start, shutdown, reboot, reset, destroy,
-console, status; all seven when left out) and \fBconnect\fR (a URI for this grant's
-domains instead of the top\-level one).
+console, status; all seven when left out) and \fBconnect\fR (where this grant's domains
+live instead of the top\-level \fBconnect\fR: a URI, a hypervisor name, or a list).
 .TP
 .B AllowedHosts
 go\-dromaius: the domains a \fB\-host\fR session may be bound to, with all seven commands.
@@ -312,6 +317,10 @@ A config needs \fBkeys\fR, \fBAllowedHosts\fR or both.
 A request is allowed when some grant of the key matches both the domain and the command;
 the first such grant in file order decides, and its \fBconnect\fR is where the domain is
 looked up.
+With several hypervisors, the domain is looked up on each at once and acted on where it
+is defined; where it is active, if more than one defines it; never started while two
+define it and neither runs it, nor while a hypervisor of the grant cannot be reached.
+\fBlist\fR then names each domain's hypervisor, and a hypervisor that cannot be reached.
 \fBlist\fR, \fBhelp\fR, \fBexit\fR and \fBquit\fR are always allowed and show only what is
 granted.
 A key the config does not name is refused every request.

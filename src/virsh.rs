@@ -10,17 +10,21 @@
 //! such domain) is this module's job too: the gateway gets a [`Fault`], not stderr.
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::action::Action;
 use crate::config::Hypervisor;
 use crate::escape::{escape, terminal_safe};
 use crate::hypervisor::{Fault, Found, Libvirt, Target, Uuid};
+use crate::lookup;
 
 /// The fixed environment virsh runs in: nothing of ours (no LIBVIRT_DEFAULT_URI, VIRSH_*,
 /// LIBVIRT_LOG_*), and a HOME and XDG_CONFIG_HOME that do not exist, so that no
@@ -33,7 +37,7 @@ pub const ENVIRONMENT: [(&str, &str); 5] = [
     ("XDG_CACHE_HOME", "/nonexistent"),
 ];
 
-/// How long a timed-out run may take to be collected after its group was killed.
+/// How long a timed-out run's leader may take to be reaped after its group was killed.
 const AFTER_KILL: Duration = Duration::from_millis(500);
 
 /// Runs the configured virsh binary.
@@ -83,6 +87,20 @@ impl Libvirt for Virsh {
         name: &str,
         deadline: Instant,
     ) -> Result<Option<Found>, Fault> {
+        if lookup::is_only_a_name(name) {
+            // Asked by its name, which virsh can read as nothing else: one short run,
+            // whatever the hypervisor holds.
+            let target = Target { name, uuid: None };
+            let argv = action_argv(&at.uri, Action::Status, &target);
+            return match self.succeed(&argv, Some(&target), deadline) {
+                Ok(state) => Ok(Some(Found {
+                    uuid: None,
+                    active: state.trim() != "shut off",
+                })),
+                Err(Fault::NotFound) => Ok(None),
+                Err(fault) => Err(fault),
+            };
+        }
         let stdout = self.succeed(&listing_argv(&at.uri), None, deadline)?;
         Ok(parse_listing(&stdout)
             .into_iter()
@@ -339,34 +357,30 @@ impl Virsh {
             // Its own process group: a timeout kills virsh and anything it started (an ssh
             // transport, say), and Ctrl-C at the user's terminal does not reach it directly.
             .process_group(0);
-        let (child, guard) =
+        let (mut child, guard) =
             crate::sys::spawn_tracked(&mut command, true).map_err(RunError::CannotRun)?;
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = sender.send(child.wait_with_output());
-        });
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let output = match receiver.recv_timeout(remaining) {
-            Ok(output) => output,
-            Err(_) => {
-                guard.kill();
-                // Once the group is dead its pipes close at once, unless something that left
-                // the group (setsid) still holds them: that must not keep the request past its
-                // deadline, so the collecting thread is given a moment and then left behind.
-                let _ = receiver.recv_timeout(AFTER_KILL);
-                log_run(argv, started, "timed out, killed");
-                return Err(RunError::TimedOut);
-            }
+        let output = match (child.stdout.take(), child.stderr.take()) {
+            (Some(stdout), Some(stderr)) => read_until(stdout, stderr, deadline),
+            _ => None,
         };
-        let output = output.map_err(RunError::CannotRun)?;
-        log_run(argv, started, &output.status.to_string());
-        if was_killed(output.status) && (crate::sys::hung_up() || crate::sys::take_interrupt()) {
+        let status = output.as_ref().and_then(|_| exit_by(&mut child, deadline));
+        let (Some((stdout, stderr)), Some(status)) = (output, status) else {
+            guard.kill();
+            // The killed group's leader is reaped; something that left the group (setsid)
+            // and still holds the pipes is not waited for: it must not keep the request
+            // past its deadline.
+            let _ = exit_by(&mut child, Instant::now() + AFTER_KILL);
+            log_run(argv, started, "timed out, killed");
+            return Err(RunError::TimedOut);
+        };
+        log_run(argv, started, &status.to_string());
+        if was_killed(status) && (crate::sys::hung_up() || crate::sys::take_interrupt()) {
             return Err(RunError::Interrupted);
         }
         Ok(Captured {
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
     }
 
@@ -407,6 +421,69 @@ fn log_run(argv: &[OsString], started: Instant, ended: &str) {
             words.join(" "),
             started.elapsed().as_millis()
         );
+    }
+}
+
+/// Reads both pipes to their ends, in this thread, but not past `deadline` (`None` then).
+fn read_until(
+    mut stdout: ChildStdout,
+    mut stderr: ChildStderr,
+    deadline: Instant,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut collected = (Vec::new(), Vec::new());
+    let mut open = (true, true);
+    let mut chunk = [0u8; 16 * 1024];
+    while open.0 || open.1 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = Vec::with_capacity(2);
+        if open.0 {
+            fds.push(PollFd::new(stdout.as_fd(), PollFlags::POLLIN));
+        }
+        if open.1 {
+            fds.push(PollFd::new(stderr.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+        let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(true)).collect();
+        let mut ready = ready.into_iter();
+        if open.0 && ready.next() == Some(true) {
+            open.0 = read_some(&mut stdout, &mut collected.0, &mut chunk);
+        }
+        if open.1 && ready.next() == Some(true) {
+            open.1 = read_some(&mut stderr, &mut collected.1, &mut chunk);
+        }
+    }
+    Some(collected)
+}
+
+/// One read of a pipe that poll said is ready; whether it is still open.
+fn read_some(pipe: &mut impl Read, into: &mut Vec<u8>, chunk: &mut [u8]) -> bool {
+    match pipe.read(chunk) {
+        Ok(0) => false,
+        Ok(n) => {
+            into.extend_from_slice(&chunk[..n]);
+            true
+        }
+        Err(error) => error.kind() == io::ErrorKind::Interrupted,
+    }
+}
+
+/// Reaps the child if it exits by `deadline` (its pipes are closed: it is on its way out).
+fn exit_by(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Ok(None) | Err(_) => return None,
+        }
     }
 }
 

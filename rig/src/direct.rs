@@ -368,8 +368,20 @@ pub fn check_record(record: &str) -> (String, u8) {
     let fields = audit_fields(record);
     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
     let expected = ["key", "client", "command", "domain", "decision", "outcome"];
+    // Then, each only where it applies, in this order.
+    let optional = [
+        "reason",
+        "hypervisor",
+        "fingerprint",
+        "cert_id",
+        "cert_serial",
+    ];
+    let extra = names.get(expected.len()..).unwrap_or_default();
+    let mut allowed = optional.iter();
     assert!(
-        names == expected || names == [&expected[..], &["reason"]].concat(),
+        names.len() >= expected.len()
+            && names[..expected.len()] == expected
+            && extra.iter().all(|name| allowed.any(|o| o == name)),
         "fields {names:?} in {record}"
     );
     let decision = fields[4].1.clone();

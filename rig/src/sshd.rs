@@ -24,9 +24,11 @@ use crate::support::{
 pub(crate) const SSHD: &str = "/usr/sbin/sshd";
 pub(crate) const UNSHARE: &str = "/usr/bin/unshare";
 const SH: &str = "/bin/sh";
-/// Run inside sshd's own mount namespace: hide root's ~/.bashrc, then become sshd.
-const BLANK_RC_THEN_EXEC: &str =
-    "if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc || exit 1; fi; exec \"$@\"";
+/// Run inside sshd's own mount namespace, with the sshd's `root-home` directory as `$1`:
+/// put that directory in the place of root's home (no ~/.bashrc, no ~/.ssh of the host's;
+/// the ssh client of a forced command reads its config and known_hosts there), then
+/// become sshd.
+const OWN_ROOT_HOME_THEN_EXEC: &str = "mount --bind \"$1\" /root || exit 1; shift; exec \"$@\"";
 pub(crate) const SSH: &str = "/usr/bin/ssh";
 pub(crate) const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 /// Upper bound for one ssh round trip (a normal one takes well under a second).
@@ -82,6 +84,21 @@ impl Sshd {
     /// Its `AuthorizedKeysFile`.
     pub fn authorized_keys(&self) -> &Path {
         &self.authorized_keys
+    }
+
+    /// The `~/.ssh` of root as this sshd's forced commands see it: their ssh client (for
+    /// libvirt's ssh transport) reads its `config` and `known_hosts` here.
+    pub fn root_dot_ssh(&self) -> PathBuf {
+        self.dir.join("root-home").join(".ssh")
+    }
+
+    /// This sshd's host key line for a `known_hosts` file: `[127.0.0.1]:PORT TYPE KEY`.
+    pub fn known_hosts_line(&self) -> String {
+        let public = fs::read_to_string(self.dir.join("ssh_host_ed25519_key.pub"))
+            .expect("read the sshd's host key");
+        let mut words = public.split_whitespace();
+        let (kind, key) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        format!("[127.0.0.1]:{} {kind} {key}", self.port)
     }
 
     /// Generates a fresh ed25519 key pair (`ssh-keygen -N ''`) and appends ONE line to the
@@ -264,6 +281,14 @@ fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16,
         ));
     }
 
+    // Root's home, as the forced commands of this sshd see it (see OWN_ROOT_HOME_THEN_EXEC).
+    let root_home = dir.join("root-home");
+    let dot_ssh = root_home.join(".ssh");
+    fs::create_dir_all(&dot_ssh).map_err(|e| format!("create {}: {e}", dot_ssh.display()))?;
+    for (path, mode) in [(&root_home, 0o700), (&dot_ssh, 0o700)] {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    }
     // The free port is found by binding :0 and letting go; another process could take it
     // in between, so a bind failure is retried with a new port a few times.
     let mut failures = String::new();
@@ -276,9 +301,10 @@ fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16,
         // sshd runs each forced command through root's login shell, and bash started by
         // sshd sources ~/.bashrc; root's on this image runs `pyenv rehash`, which races
         // between concurrent logins and prints to stderr before dromaius even starts. In
-        // a private mount namespace of its own, this sshd sees /dev/null in its place: the
-        // shell runs no rc file, as the README tells administrators to arrange, and
-        // nothing on the host changes.
+        // a private mount namespace of its own, this sshd sees an empty home of its own in
+        // the place of /root: the shell runs no rc file, as the README tells administrators
+        // to arrange, the ssh client of a forced command (libvirt's ssh transport) reads a
+        // ~/.ssh the tests write, and nothing on the host changes.
         let mut cmd = Command::new(SETPRIV);
         cmd.args([
             "--pdeathsig",
@@ -288,7 +314,9 @@ fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16,
             "--propagation",
             "private",
         ])
-        .args([SH, "-c", BLANK_RC_THEN_EXEC, "sh", SSHD, "-D", "-f"])
+        .args([SH, "-c", OWN_ROOT_HOME_THEN_EXEC, "sh"])
+        .arg(&root_home)
+        .args([SSHD, "-D", "-f"])
         .arg(&config)
         .arg("-E")
         .arg(&log)

@@ -73,6 +73,16 @@ pub fn summary(config: &Config, file: &str) -> String {
         config.timeout.as_secs(),
         escape(&config.syslog_socket.to_string_lossy()),
     );
+    for hypervisor in config.hypervisors.iter() {
+        if let Some(name) = &hypervisor.name {
+            let _ = writeln!(
+                out,
+                "  hypervisor {}: {}",
+                escape(name),
+                escape(&hypervisor.uri)
+            );
+        }
+    }
     let hosts = if config.allowed_hosts.is_empty() {
         "none".to_string()
     } else {
@@ -166,6 +176,31 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
                     ),
                 });
             }
+        }
+    }
+    for hypervisor in &config.hypervisors {
+        let Some(name) = &hypervisor.name else {
+            continue;
+        };
+        let used = |ids: &[crate::config::HypervisorId]| {
+            ids.iter().any(|id| config.hypervisor(*id) == hypervisor)
+        };
+        let by_grants = config
+            .keys
+            .values()
+            .flatten()
+            .any(|grant| used(config.hypervisors_of(grant)));
+        // AllowedHosts sessions act on the top-level connect.
+        let by_hosts = used(&config.connect) && !config.allowed_hosts.is_empty();
+        if !by_grants && !by_hosts {
+            warnings.push(Warning {
+                line: None,
+                message: format!(
+                    "hypervisor \"{}\" ({}) is in `hypervisors`, but no grant acts on it",
+                    escape(name),
+                    escape(&hypervisor.uri)
+                ),
+            });
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -394,6 +429,28 @@ mod tests {
             ),
         ];
         assert_eq!(messages(text), expected);
+    }
+
+    #[test]
+    fn a_hypervisor_no_grant_acts_on_is_warned_about() {
+        let text = r#"{"hypervisors": {"hv1": "test:///one", "hv2": "test:///two", "hv3": "test:///three"},
+            "connect": "hv3",
+            "keys": {"ops": [{"domains": ["a"], "connect": "hv1"}]}}"#;
+        let found = messages(text);
+        let unused: Vec<&String> = found
+            .iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.contains("no grant acts on it"))
+            .collect();
+        assert_eq!(unused.len(), 2, "{found:?}");
+        assert!(unused.iter().any(|m| m.contains("\"hv2\"")));
+        assert!(unused.iter().any(|m| m.contains("\"hv3\"")));
+        let summary = summary(&config(text), "f.json");
+        assert!(
+            summary.contains("  hypervisor hv1: test:///one\n"),
+            "{summary}"
+        );
+        assert!(summary.contains("connect test:///three"), "{summary}");
     }
 
     #[test]

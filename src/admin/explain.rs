@@ -89,12 +89,27 @@ fn write_allowed(text: &mut String, config: &Config, file: &str, key: &str, allo
             let _ = writeln!(text, " by AllowedHosts");
         }
     }
-    let uris: Vec<String> = allowed
-        .hypervisors
-        .iter()
-        .map(|id| escape(&config.hypervisor(*id).uri))
-        .collect();
-    let _ = writeln!(text, "  virsh acts on it through {}", uris.join(", "));
+    let described = |id: &crate::config::HypervisorId| {
+        let hypervisor = config.hypervisor(*id);
+        match &hypervisor.name {
+            Some(name) => format!("{} ({})", escape(name), escape(&hypervisor.uri)),
+            None => escape(&hypervisor.uri),
+        }
+    };
+    match allowed.hypervisors {
+        [one] => {
+            let _ = writeln!(text, "  virsh acts on it through {}", described(one));
+        }
+        several => {
+            let all: Vec<String> = several.iter().map(described).collect();
+            let _ = writeln!(
+                text,
+                "  looked up on {}, all at once; virsh acts where it is defined (where it is \
+                 active, if more than one defines it)",
+                all.join(", ")
+            );
+        }
+    }
 }
 
 fn invalid(reason: String) -> Explanation {
@@ -183,6 +198,31 @@ mod tests {
         let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
         let e = explain(&config, "c.json", key, &words);
         (e.status.code(), e.text)
+    }
+
+    #[test]
+    fn explain_says_where_a_fleet_request_acts() {
+        let config = crate::config::parse(
+            r#"{"hypervisors": {"hv1": "qemu+ssh://gw@hv1/system", "hv2": "qemu+tls://hv2/system"},
+                "keys": {"ops": [{"domains": ["web*"], "connect": ["hv1", "hv2"]},
+                                 {"domains": ["db"], "connect": "hv2"}]}}"#,
+            Path::new("f.json"),
+        )
+        .unwrap();
+        let words = |w: &[&str]| w.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let text = explain(&config, "f.json", "ops", &words(&["start", "web1"])).text;
+        assert!(
+            text.contains(
+                "looked up on hv1 (qemu+ssh://gw@hv1/system), hv2 (qemu+tls://hv2/system), \
+                 all at once; virsh acts where it is defined"
+            ),
+            "{text}"
+        );
+        let text = explain(&config, "f.json", "ops", &words(&["status", "db"])).text;
+        assert!(
+            text.contains("virsh acts on it through hv2 (qemu+tls://hv2/system)"),
+            "{text}"
+        );
     }
 
     #[test]

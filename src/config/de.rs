@@ -9,7 +9,7 @@
 //! field, so `"commands": null` cannot mean "none" or "all").
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -100,7 +100,9 @@ fn has_control(text: &str) -> bool {
 /// The top level of the file.
 pub(super) struct RawConfig<'a> {
     pub virsh: Option<AbsolutePath<'a>>,
-    pub connect: Option<Uri<'a>>,
+    /// Read again on its own (see [`Connect`]) once its place in the file is known.
+    pub connect: Option<&'a RawValue>,
+    pub hypervisors: Option<HypervisorMap<'a>>,
     pub timeout_secs: Option<TimeoutSecs>,
     pub syslog_socket: Option<AbsolutePath<'a>>,
     pub keys: Option<Keys<'a>>,
@@ -110,6 +112,7 @@ pub(super) struct RawConfig<'a> {
 const FIELDS: &[&str] = &[
     "virsh",
     "connect",
+    "hypervisors",
     "timeout_secs",
     "syslog_socket",
     "keys",
@@ -150,6 +153,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
         let mut raw = RawConfig {
             virsh: None,
             connect: None,
+            hypervisors: None,
             timeout_secs: None,
             syslog_socket: None,
             keys: None,
@@ -163,7 +167,14 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
                 }
                 "connect" => {
                     unset(&raw.connect, "connect")?;
-                    raw.connect = Some(map.next_value()?);
+                    let value: &'de RawValue = map.next_value()?;
+                    // Its rules now, where the error points at it; names are resolved later.
+                    serde_json::from_str::<Connect<'_>>(value.get()).map_err(de::Error::custom)?;
+                    raw.connect = Some(value);
+                }
+                "hypervisors" => {
+                    unset(&raw.hypervisors, "hypervisors")?;
+                    raw.hypervisors = Some(map.next_value()?);
                 }
                 "timeout_secs" => {
                     unset(&raw.timeout_secs, "timeout_secs")?;
@@ -199,7 +210,7 @@ pub(super) struct GrantFields<'a, P> {
     #[serde(default, deserialize_with = "present")]
     pub commands: Option<Commands>,
     #[serde(borrow, default, deserialize_with = "present")]
-    pub connect: Option<Uri<'a>>,
+    pub connect: Option<Connect<'a>>,
 }
 
 /// A grant the config keeps.
@@ -219,7 +230,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// `keys`: each key's grants as they are written, to be read one by one, except those of
 /// the keys that were checked in place. A key named twice is refused: JSON parsers differ on
 /// which one wins, so a config that names a key twice does not say what it means.
-pub(super) struct Keys<'a>(pub Vec<(Cow<'a, str>, Vec<&'a RawValue>)>);
+#[derive(Default)]
+pub(super) struct Keys<'a> {
+    pub entries: Vec<(Cow<'a, str>, Vec<&'a RawValue>)>,
+    /// The hypervisor names the grants checked in place refer to, each once: whether each
+    /// is defined can only be known once the whole file is read.
+    pub referenced: BTreeSet<Cow<'a, str>>,
+}
 
 struct KeysSeed<'k> {
     /// Every key but this one is checked in place and left out of [`Keys`].
@@ -249,6 +266,7 @@ impl<'de> Visitor<'de> for KeysSeed<'_> {
         // gives up, and `check`'s reading, which keeps every name, decides.
         let mut seen: HashSet<u64, BuildHasherDefault<Fnv1a>> = HashSet::default();
         let mut keys: Vec<(Cow<'de, str>, Vec<&'de RawValue>)> = Vec::new();
+        let mut referenced = BTreeSet::new();
         while let Some(Text(name)) = map.next_key()? {
             if name.is_empty() {
                 return Err(de::Error::custom("a key name must not be empty"));
@@ -261,13 +279,16 @@ impl<'de> Visitor<'de> for KeysSeed<'_> {
                 return Err(de::Error::custom(format!("key {name:?} is named twice")));
             }
             if self.in_place.is_some_and(|kept| kept != name) {
-                map.next_value::<CheckedGrants>()?;
+                referenced.extend(map.next_value::<CheckedGrants>()?.0);
             } else {
                 let grants: Vec<&'de RawValue> = map.next_value()?;
                 keys.push((name, grants));
             }
         }
-        Ok(Keys(keys))
+        Ok(Keys {
+            entries: keys,
+            referenced,
+        })
     }
 }
 
@@ -295,20 +316,24 @@ impl Hasher for Fnv1a {
     }
 }
 
-/// A key's grants checked in place by the rules of [`RawGrant`], keeping nothing.
-struct CheckedGrants;
+/// A key's grants checked in place by the rules of [`RawGrant`], keeping only the
+/// hypervisor names they refer to.
+struct CheckedGrants<'a>(BTreeSet<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for CheckedGrants {
+impl<'de> Deserialize<'de> for CheckedGrants<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct GrantsVisitor;
         impl<'de> Visitor<'de> for GrantsVisitor {
-            type Value = CheckedGrants;
+            type Value = CheckedGrants<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a list of grants")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CheckedGrants, A::Error> {
-                while seq.next_element::<CheckedObject>()?.is_some() {}
-                Ok(CheckedGrants)
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut names = BTreeSet::new();
+                while let Some(CheckedObject(connect)) = seq.next_element()? {
+                    names.extend(connect.into_iter().flat_map(Connect::into_names));
+                }
+                Ok(CheckedGrants(names))
             }
         }
         deserializer.deserialize_seq(GrantsVisitor)
@@ -317,22 +342,141 @@ impl<'de> Deserialize<'de> for CheckedGrants {
 
 /// One grant of [`CheckedGrants`], which must be a JSON object: serde's derive would also
 /// take a struct written as an array, which a grant read on its own is refused for.
-struct CheckedObject;
+struct CheckedObject<'a>(Option<Connect<'a>>);
 
-impl<'de> Deserialize<'de> for CheckedObject {
+impl<'de> Deserialize<'de> for CheckedObject<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ObjectVisitor;
         impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = CheckedObject;
+            type Value = CheckedObject<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a grant object")
             }
-            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<CheckedObject, M::Error> {
-                CheckedGrant::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(CheckedObject)
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                let grant = CheckedGrant::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(CheckedObject(grant.connect))
             }
         }
         deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// `connect`: where a grant's domains live. One hypervisor or a non-empty list of them,
+/// each a libvirt URI (it has a scheme: `qemu:///system`) or a name from `hypervisors`
+/// (no `:`). Whether a name is defined is known only once the whole config is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Connect<'a>(pub Vec<Cow<'a, str>>);
+
+impl<'a> Connect<'a> {
+    /// The hypervisor names among the entries (not the URIs).
+    pub fn into_names(self) -> impl Iterator<Item = Cow<'a, str>> {
+        self.0.into_iter().filter(|entry| !is_uri(entry))
+    }
+}
+
+/// Whether a `connect` entry is a URI (it has a scheme) rather than a hypervisor name.
+pub(super) fn is_uri(entry: &str) -> bool {
+    entry.contains(':')
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Connect<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConnectVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        fn entry<E: de::Error>(text: Cow<'_, str>) -> Result<Cow<'_, str>, E> {
+            if is_uri(&text) {
+                check_uri(&text).map_err(E::custom)?;
+            } else {
+                check_hypervisor_name(&text).map_err(E::custom)?;
+            }
+            Ok(text)
+        }
+        impl<'de: 'a, 'a> Visitor<'de> for ConnectVisitor<'a> {
+            type Value = Connect<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a libvirt URI, a hypervisor name, or a list of them")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Connect(vec![entry(Cow::Borrowed(text))?]))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Connect(vec![entry(Cow::Owned(text.to_owned()))?]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<Cow<'a, str>> = Vec::new();
+                while let Some(Text(text)) = seq.next_element()? {
+                    let text = entry(text)?;
+                    if entries.contains(&text) {
+                        return Err(de::Error::custom(format!("`connect` names {text:?} twice")));
+                    }
+                    entries.push(text);
+                }
+                if entries.is_empty() {
+                    return Err(de::Error::custom(
+                        "`connect` must name at least one hypervisor",
+                    ));
+                }
+                Ok(Connect(entries))
+            }
+        }
+        deserializer.deserialize_any(ConnectVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A name in `hypervisors`: letters, digits, `.`, `_`, `-`.
+fn check_hypervisor_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is neither a libvirt URI (like \"qemu:///system\") nor a hypervisor \
+             name (letters, digits, `.`, `_`, `-`)"
+        ))
+    }
+}
+
+/// `hypervisors`: name → URI, in file order; a name written twice is refused.
+pub(super) struct HypervisorMap<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for HypervisorMap<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for MapVisitor<'a> {
+            type Value = HypervisorMap<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of hypervisor names to libvirt URIs")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut entries: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
+                while let Some(Text(name)) = map.next_key()? {
+                    if is_uri(&name) {
+                        return Err(de::Error::custom(format!(
+                            "hypervisor name {name:?} holds a `:`: names are letters, digits, \
+                             `.`, `_`, `-`"
+                        )));
+                    }
+                    check_hypervisor_name(&name).map_err(de::Error::custom)?;
+                    if entries.iter().any(|(seen, _)| *seen == name) {
+                        return Err(de::Error::custom(format!(
+                            "hypervisor {name:?} is named twice"
+                        )));
+                    }
+                    let Uri(uri) = map.next_value()?;
+                    if let Some((other, _)) = entries.iter().find(|(_, seen)| *seen == uri) {
+                        return Err(de::Error::custom(format!(
+                            "hypervisors {other:?} and {name:?} have the same URI: one \
+                             hypervisor, two names"
+                        )));
+                    }
+                    entries.push((name, uri));
+                }
+                Ok(HypervisorMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(std::marker::PhantomData))
     }
 }
 
@@ -385,7 +529,10 @@ validated_string!(AbsolutePath, |text| {
     Ok(())
 });
 
-validated_string!(Uri, |text| {
+validated_string!(Uri, check_uri);
+
+/// A libvirt URI dromaius will hand virsh with `--connect`.
+fn check_uri(text: &str) -> Result<(), String> {
     // A string without a scheme would be looked up as a URI alias in libvirt.conf; only a
     // full URI says for sure which libvirt we talk to.
     let scheme_ok = text
@@ -403,7 +550,7 @@ validated_string!(Uri, |text| {
         ));
     }
     Ok(())
-});
+}
 
 fn is_scheme_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')

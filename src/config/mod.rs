@@ -55,14 +55,29 @@ pub struct Config {
 /// One libvirt a grant's domains may live on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hypervisor {
+    /// Its name in `hypervisors`; `None` for a URI a `connect` names directly.
+    pub name: Option<String>,
     /// The URI virsh is given with `--connect`.
     pub uri: String,
 }
 
 impl Hypervisor {
-    /// How the hypervisor is named to users and in records: its URI without user info.
+    /// How the hypervisor is named to users and in records: its name, or its URI without
+    /// user info.
     pub fn label(&self) -> String {
-        without_user_info(&self.uri)
+        match &self.name {
+            Some(name) => name.clone(),
+            None => without_user_info(&self.uri),
+        }
+    }
+
+    /// Whether it is on this host: a URI without a host part (`qemu:///system`,
+    /// `qemu+unix:///session?socket=...`), where `127.0.0.1` means this machine.
+    pub fn is_local(&self) -> bool {
+        self.uri
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.starts_with('/'))
+            || !self.uri.contains("://")
     }
 }
 
@@ -119,6 +134,12 @@ impl Config {
 
     pub fn hypervisor(&self, id: HypervisorId) -> &Hypervisor {
         &self.hypervisors[id.0]
+    }
+
+    /// Whether the config is a fleet: it names hypervisors, or more than one URI. Records
+    /// then say which hypervisor a request acted on.
+    pub fn is_fleet(&self) -> bool {
+        self.hypervisors.len() > 1 || self.hypervisors.iter().any(|h| h.name.is_some())
     }
 
     /// The hypervisor with this URI, if the config names it.
@@ -248,7 +269,10 @@ mod tests {
             ),
         ];
         for (uri, label) in cases {
-            let hypervisor = Hypervisor { uri: uri.into() };
+            let hypervisor = Hypervisor {
+                name: None,
+                uri: uri.into(),
+            };
             assert_eq!(hypervisor.label(), label, "{uri}");
         }
     }

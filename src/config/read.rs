@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeSeed;
 
-use super::de::{CheckedGrant, ConfigSeed, RawGrant};
+use super::de::{CheckedGrant, ConfigSeed, Connect, RawGrant, is_uri};
 use super::{
     Config, ConfigError, DEFAULT_CONNECT, DEFAULT_SYSLOG_SOCKET, DEFAULT_TIMEOUT_SECS,
     DEFAULT_VIRSH, Grant, Hypervisor, HypervisorId,
@@ -75,12 +75,35 @@ pub(super) fn read(
         )]);
     }
 
+    let mut positions = Positions::new(text);
     let mut hypervisors = Registry::default();
-    let connect = vec![hypervisors.id_of(raw.connect.as_ref().map_or(DEFAULT_CONNECT, |u| &u.0))];
+    for (name, uri) in raw.hypervisors.iter().flat_map(|map| &map.0) {
+        hypervisors.0.push(Hypervisor {
+            name: Some(name.to_string()),
+            uri: uri.to_string(),
+        });
+    }
+    let connect = match raw.connect {
+        None => vec![hypervisors.id_of_uri(DEFAULT_CONNECT)],
+        Some(value) => {
+            // Its rules were checked where it stands; what is left is whether its names exist.
+            let entries: Connect<'_> =
+                serde_json::from_str(value.get()).map_err(|e| vec![at(1, 1, describe(&e))])?;
+            hypervisors.resolve(&entries).map_err(|reason| {
+                let (line, column) = positions.of(value.get());
+                vec![at(line, column, reason)]
+            })?
+        }
+    };
+    let keys_read = raw.keys.unwrap_or_default();
+    // The names that grants checked in place refer to must exist too; if one does not, the
+    // grant-by-grant reading says where.
+    if let Some(name) = keys_read.referenced.iter().find(|n| !hypervisors.knows(n)) {
+        return Err(vec![at(1, 1, unknown_hypervisor(name))]);
+    }
     let mut keys = HashMap::new();
     let mut errors = Vec::new();
-    let mut positions = Positions::new(text);
-    for (name, raw_grants) in raw.keys.map(|k| k.0).unwrap_or_default() {
+    for (name, raw_grants) in keys_read.entries {
         let kept = only.is_none_or(|key| key == name);
         let mut grants = Vec::with_capacity(if kept { raw_grants.len() } else { 0 });
         for raw_grant in raw_grants {
@@ -90,22 +113,32 @@ pub(super) fn read(
             } else if kept {
                 match serde_json::from_str::<RawGrant>(grant) {
                     Ok(raw) => {
-                        let (line, _) = positions.of(grant);
-                        grants.push(Grant {
-                            domains: raw.domains.0,
-                            commands: raw.commands.map_or(ActionSet::DEFAULT, |c| c.0),
-                            connect: raw.connect.map(|uri| vec![hypervisors.id_of(&uri.0)]),
-                            line,
-                        });
-                        None
+                        let connect = raw.connect.map(|c| hypervisors.resolve(&c)).transpose();
+                        match connect {
+                            Ok(connect) => {
+                                let (line, _) = positions.of(grant);
+                                grants.push(Grant {
+                                    domains: raw.domains.0,
+                                    commands: raw.commands.map_or(ActionSet::DEFAULT, |c| c.0),
+                                    connect,
+                                    line,
+                                });
+                                None
+                            }
+                            Err(reason) => Some(at_connect(grant, reason)),
+                        }
                     }
                     Err(e) => Some((e.line() - 1, e.column(), describe(&e))),
                 }
             } else {
                 // Another key's grant, held to the same rules without being built.
-                serde_json::from_str::<CheckedGrant>(grant)
-                    .err()
-                    .map(|e| (e.line() - 1, e.column(), describe(&e)))
+                match serde_json::from_str::<CheckedGrant>(grant) {
+                    Ok(checked) => checked
+                        .connect
+                        .and_then(|c| c.into_names().find(|n| !hypervisors.knows(n)))
+                        .map(|name| at_connect(grant, unknown_hypervisor(&name))),
+                    Err(e) => Some((e.line() - 1, e.column(), describe(&e))),
+                }
             };
             if let Some((lines_in, column_in, reason)) = refused {
                 // serde_json counts from the start of the grant; count from the file's.
@@ -145,16 +178,19 @@ pub(super) fn read(
     })
 }
 
-/// The hypervisors a config names, each URI once, in the order they are first named.
+/// The hypervisors a config names: those of `hypervisors` first, in file order, then each
+/// URI a `connect` names directly, once (a URI that is also a named hypervisor's is that
+/// hypervisor).
 #[derive(Default)]
 struct Registry(Vec<Hypervisor>);
 
 impl Registry {
-    fn id_of(&mut self, uri: &str) -> HypervisorId {
+    fn id_of_uri(&mut self, uri: &str) -> HypervisorId {
         let index = match self.0.iter().position(|h| h.uri == uri) {
             Some(index) => index,
             None => {
                 self.0.push(Hypervisor {
+                    name: None,
                     uri: uri.to_owned(),
                 });
                 self.0.len() - 1
@@ -162,6 +198,54 @@ impl Registry {
         };
         HypervisorId(index)
     }
+
+    /// Whether `entry` (a URI, or a name) is one the config can act on.
+    fn knows(&self, entry: &str) -> bool {
+        is_uri(entry) || self.0.iter().any(|h| h.name.as_deref() == Some(entry))
+    }
+
+    /// The hypervisors a `connect` means, each once.
+    fn resolve(&mut self, connect: &Connect<'_>) -> Result<Vec<HypervisorId>, String> {
+        let mut ids = Vec::with_capacity(connect.0.len());
+        for entry in &connect.0 {
+            let id = if is_uri(entry) {
+                self.id_of_uri(entry)
+            } else {
+                match self
+                    .0
+                    .iter()
+                    .position(|h| h.name.as_deref() == Some(&**entry))
+                {
+                    Some(index) => HypervisorId(index),
+                    None => return Err(unknown_hypervisor(entry)),
+                }
+            };
+            if ids.contains(&id) {
+                return Err(format!(
+                    "`connect` names the hypervisor {} twice (by its name and its URI)",
+                    self.0[id.0].label()
+                ));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+fn unknown_hypervisor(name: &str) -> String {
+    format!(
+        "unknown hypervisor {name:?}: it is not in `hypervisors` (a URI needs a scheme, \
+         like \"qemu:///system\")"
+    )
+}
+
+/// Where in a grant (lines and column from its start) its `connect` begins, with `reason`.
+fn at_connect(grant: &str, reason: String) -> (usize, usize, String) {
+    let offset = grant.find("\"connect\"").unwrap_or(0);
+    let before = &grant[..offset];
+    let lines_in = before.matches('\n').count();
+    let column = offset - before.rfind('\n').map_or(0, |newline| newline + 1) + 1;
+    (lines_in, column, reason)
 }
 
 /// serde_json's message without its own " at line L column C" (we print ours in front).
@@ -329,6 +413,60 @@ mod tests {
     }
 
     #[test]
+    fn hypervisors_are_named_listed_and_resolved() {
+        let text = r#"{
+  "connect": ["hv1", "test:///default"],
+  "hypervisors": {
+    "hv1": "qemu+ssh://dromaius@hv1.example/system?keyfile=/k",
+    "hv2": "qemu+tls://hv2.example/system"
+  },
+  "keys": {
+    "a": [
+      { "domains": ["x"] },
+      { "domains": ["y"], "connect": "hv2" },
+      { "domains": ["z"], "connect": ["hv2", "hv1", "qemu+tls://hv3/system"] },
+      { "domains": ["w"], "connect": "qemu+ssh://dromaius@hv1.example/system?keyfile=/k" }
+    ]
+  }
+}"#;
+        let config = parse_ok(text);
+        let labels = |grant: &Grant| -> Vec<String> {
+            config
+                .hypervisors_of(grant)
+                .iter()
+                .map(|id| config.hypervisor(*id).label())
+                .collect()
+        };
+        let grants = &config.keys["a"];
+        assert_eq!(labels(&grants[0]), ["hv1", "test:///default"]);
+        assert_eq!(labels(&grants[1]), ["hv2"]);
+        assert_eq!(labels(&grants[2]), ["hv2", "hv1", "qemu+tls://hv3/system"]);
+        // The named hypervisor's URI is that hypervisor.
+        assert_eq!(labels(&grants[3]), ["hv1"]);
+        assert!(config.is_fleet());
+        // The gateway's one-pass reading resolves them the same way.
+        let one = parse_for_key(text, Path::new("t.json"), "a").unwrap();
+        assert_eq!(one.uris_of(&one.keys["a"][2]), config.uris_of(&grants[2]));
+        // Another key's grant that names an unknown hypervisor refuses the config, for
+        // every reading, with its line.
+        let bad = text.replace(r#""connect": "hv2" }"#, r#""connect": "hv7" }"#);
+        let error = parse_err(&bad);
+        assert_eq!(error.line, 10, "{error}");
+        assert!(
+            error.reason.contains("unknown hypervisor \"hv7\""),
+            "{error}"
+        );
+        let error = parse_for_key(
+            &bad.replace("\"a\": [", "\"b\": ["),
+            Path::new("t.json"),
+            "c",
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert_eq!(error.line, 10, "{error}");
+    }
+
+    #[test]
     fn refusals_name_line_and_reason() {
         // (config text, expected line, a fragment of the reason)
         let cases: &[(&str, usize, &str)] = &[
@@ -402,8 +540,61 @@ mod tests {
             (
                 "{\"keys\": {\"a\": [{\"domains\": [\"x\"], \"connect\": \"hv1\"}]}}",
                 1,
+                "unknown hypervisor \"hv1\"",
+            ),
+            (
+                "{\"keys\": {\"a\": [{\"domains\": [\"x\"], \"connect\": \"h v\"}]}}",
+                1,
+                "neither a libvirt URI",
+            ),
+            (
+                "{\"hypervisors\": {\"hv1\": \"qemu:///system\"}, \"keys\": {\"a\": [{\"domains\": [\"x\"], \"connect\": []}]}}",
+                1,
+                "at least one hypervisor",
+            ),
+            (
+                "{\"hypervisors\": {\"hv1\": \"qemu:///system\"}, \"keys\": {\"a\": [{\"domains\": [\"x\"], \"connect\": [\"hv1\", \"hv1\"]}]}}",
+                1,
+                "names \"hv1\" twice",
+            ),
+            (
+                "{\"hypervisors\": {\"hv1\": \"qemu:///system\"}, \"keys\": {\"a\": [{\"domains\": [\"x\"], \"connect\": [\"hv1\", \"qemu:///system\"]}]}}",
+                1,
+                "twice (by its name and its URI)",
+            ),
+            (
+                "{\"hypervisors\": {\"hv1\": \"qemu:///system\", \"hv1\": \"test:///default\"}, \"keys\": {}}",
+                1,
+                "hypervisor \"hv1\" is named twice",
+            ),
+            (
+                "{\"hypervisors\": {\"hv1\": \"qemu:///system\", \"hv2\": \"qemu:///system\"}, \"keys\": {}}",
+                1,
+                "have the same URI",
+            ),
+            (
+                "{\"hypervisors\": {\"hv:1\": \"qemu:///system\"}, \"keys\": {}}",
+                1,
+                "holds a `:`",
+            ),
+            (
+                "{\"hypervisors\": {\"hv1\": \"system\"}, \"keys\": {}}",
+                1,
                 "not a libvirt URI",
             ),
+            ("{\"hypervisors\": [], \"keys\": {}}", 1, "invalid type"),
+            (
+                "{\"connect\": \"hv9\", \"keys\": {}}",
+                1,
+                "unknown hypervisor \"hv9\"",
+            ),
+            (
+                "{\"connect\": [], \"keys\": {}}",
+                1,
+                "at least one hypervisor",
+            ),
+            ("{\"connect\": null, \"keys\": {}}", 1, "invalid type"),
+            ("{\"connect\": 5, \"keys\": {}}", 1, "invalid type"),
             ("{\"virsh\": \"virsh\", \"keys\": {}}", 1, "absolute path"),
             ("{\"virsh\": \"./virsh\", \"keys\": {}}", 1, "absolute path"),
             (
@@ -411,7 +602,7 @@ mod tests {
                 1,
                 "absolute path",
             ),
-            ("{\"connect\": \"\", \"keys\": {}}", 1, "not a libvirt URI"),
+            ("{\"connect\": \"\", \"keys\": {}}", 1, "libvirt URI"),
             (
                 "{\"connect\": \"qemu:///system --readonly\", \"keys\": {}}",
                 1,
