@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Figures (see `FIGURES`): `one-shot`, `host-size`, `over-ssh`, `list`, `keys`, `memory`,
-//! `cpu`, `session`. Every figure but `host-size` runs on a hypervisor of a thousand domains.
+//! `cpu`, `fleet-list`, `remote-status`, `session`. Every figure but `host-size` and the
+//! fleet's runs on a hypervisor of a thousand domains; the fleet's add a hypervisor reached
+//! through libvirt's ssh transport (via the rig's sshd, its host key pinned).
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it does nothing.
 //!
@@ -53,7 +55,7 @@ const LIST_DOMAINS: usize = 1000;
 const BIG_KEYS: usize = 10_000;
 const BIG_GRANTS: usize = 20_000;
 /// The figures, in the order they run.
-const FIGURES: [&str; 8] = [
+const FIGURES: [&str; 10] = [
     "one-shot",
     "host-size",
     "over-ssh",
@@ -61,6 +63,8 @@ const FIGURES: [&str; 8] = [
     "keys",
     "memory",
     "cpu",
+    "fleet-list",
+    "remote-status",
     "session",
 ];
 const VIRSH: &str = "/usr/bin/virsh";
@@ -156,6 +160,15 @@ fn main() {
     if settings.wants("cpu") {
         if let Some(figure) = own_cpu_figure(&figures, *bench.floor_cpu.borrow()) {
             figures.push(figure);
+        }
+    }
+    if settings.wants("fleet-list") || settings.wants("remote-status") {
+        let remote = Remote::new(&bench);
+        if settings.wants("fleet-list") {
+            figures.push(progress(bench.fleet_list(&settings, &remote)));
+        }
+        if settings.wants("remote-status") {
+            figures.push(progress(bench.remote_status(&settings, &remote)));
         }
     }
     if settings.wants("session") {
@@ -731,6 +744,69 @@ impl Bench {
         }
     }
 
+    /// `list` for a key granted three hypervisors, one of them remote, against the slowest
+    /// of the three alone (the remote one): the three are asked at once.
+    fn fleet_list(&self, settings: &Settings, remote: &Remote) -> Figure {
+        let compared = interleave(
+            settings.ssh_rounds,
+            true,
+            || self.request(&remote.fleet_config, "ops", "list", "bench-remote"),
+            || self.request(&remote.alone_config, "ops", "list", "bench-remote"),
+        );
+        Figure::timed(
+            "fleet list",
+            format!(
+                "`list` for a key granted 3 hypervisors: {} domains, 3, and 2 reached over ssh",
+                LIST_DOMAINS + 1
+            ),
+            "the same on the remote one alone (the slowest of the three)".to_owned(),
+            "≤ 1.3",
+            compared,
+        )
+    }
+
+    /// `status` of a domain on a hypervisor reached over ssh, against bare virsh over the
+    /// same URI.
+    fn remote_status(&self, settings: &Settings, remote: &Remote) -> Figure {
+        let compared = interleave(
+            settings.ssh_rounds,
+            true,
+            || {
+                self.request(
+                    &remote.alone_config,
+                    "ops",
+                    "status bench-remote",
+                    "running",
+                )
+            },
+            || {
+                let mut virsh = Command::new(VIRSH);
+                virsh
+                    .args([
+                        "--connect",
+                        &remote.uri,
+                        "--readonly",
+                        "domstate",
+                        "--domain",
+                    ])
+                    .arg("bench-remote")
+                    .env_clear()
+                    .env("PATH", CLEAN_PATH)
+                    .env("HOME", "/nonexistent")
+                    .env("LC_ALL", "C")
+                    .current_dir("/");
+                measure(&mut virsh, b"", "running")
+            },
+        );
+        Figure::timed(
+            "remote status",
+            "dromaius `status bench-remote` on a hypervisor reached over ssh".to_owned(),
+            "`virsh --connect URI domstate bench-remote`, the same URI".to_owned(),
+            "≤ 1.10",
+            compared,
+        )
+    }
+
     fn session(&self, settings: &Settings) -> Figure {
         let n = settings.session_requests;
         let request = format!("status {DOMAIN}");
@@ -769,6 +845,66 @@ impl Bench {
                 ..compared
             },
         )
+    }
+}
+
+/// A hypervisor reached the way a remote one is, through libvirt's ssh transport to the
+/// rig's sshd (whose forced command for the transport's key is the daemon's socket), and
+/// the configs of the fleet figures.
+struct Remote {
+    _libvirtd: Libvirtd,
+    uri: String,
+    /// `ops` granted the rig's hypervisor, the small one and this one.
+    fleet_config: PathBuf,
+    /// `ops` granted this one only.
+    alone_config: PathBuf,
+}
+
+impl Remote {
+    fn new(bench: &Bench) -> Remote {
+        let rig = bench.rig;
+        let libvirtd = Libvirtd::start();
+        define(
+            &libvirtd,
+            &["bench-remote".to_owned(), "bench-remote-2".to_owned()],
+            |i| i == 0,
+        );
+        let socket = libvirtd.socket().display().to_string();
+        let key = rig.authorize(&format!("/usr/bin/nc.openbsd -U {socket}"), "restrict");
+        // virsh runs ssh with this host key pinned, and reads and writes nothing of root's.
+        let known_hosts = write_file(
+            "bench-known-hosts",
+            &format!("{}\n", rig.sshd().known_hosts_line()),
+        );
+        let ssh = write_file(
+            "bench-ssh",
+            &format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes \"$@\"\n",
+                known_hosts.display()
+            ),
+        );
+        fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).expect("chmod bench-ssh");
+        let uri = format!(
+            "test+ssh://root@127.0.0.1:{}/default?keyfile={}&socket={socket}&proxy=netcat&command={}",
+            rig.ssh_port(),
+            key.private.display(),
+            ssh.display()
+        );
+        let socket_path = bench.audit.path().display().to_string();
+        let fleet = |connect: &str| {
+            format!(
+                r#"{{"virsh": "{VIRSH}", "hypervisors": {{"big": "{}", "small": "{}", "far": "{uri}"}},
+                    "syslog_socket": "{socket_path}", "keys": {{"ops": [{{"domains": ["*"], "connect": {connect}}}]}}}}"#,
+                rig.test_uri(),
+                bench.small_host.test_uri(),
+            )
+        };
+        Remote {
+            fleet_config: write_file("fleet.json", &fleet(r#"["big", "small", "far"]"#)),
+            alone_config: write_file("far.json", &fleet(r#""far""#)),
+            uri,
+            _libvirtd: libvirtd,
+        }
     }
 }
 

@@ -66,6 +66,7 @@ fn remote_uri(sshd: &Sshd, libvirtd: &Libvirtd) -> String {
 struct World {
     fleet: &'static Fleet,
     audit: AuditSink,
+    config: std::path::PathBuf,
     key: SshKey,
 }
 
@@ -92,7 +93,12 @@ impl World {
             ),
         );
         let key = fleet.rig.authorize_gateway(&config, "ops", "restrict");
-        World { fleet, audit, key }
+        World {
+            fleet,
+            audit,
+            config,
+            key,
+        }
     }
 
     fn ssh(&self, request: &str) -> Output {
@@ -436,4 +442,41 @@ fn fleet_config_mistakes_refuse_the_config_with_their_line() {
         );
         assert!(message.contains(reason), "{message}");
     }
+}
+
+#[test]
+fn tab_completes_names_from_every_hypervisor_each_once() {
+    let fleet = fleet();
+    let world = World::new(EVERYWHERE, "", 60);
+    let tty_key = fleet
+        .rig
+        .authorize_gateway(&world.config, "ops", "restrict,pty");
+    let p = unique("fc");
+    let (a, b, c, twin) = (
+        format!("{p}-a"),
+        format!("{p}-b"),
+        format!("{p}-c"),
+        format!("{p}-twin"),
+    );
+    fleet.rig.define(&a);
+    fleet.two.define(&b);
+    fleet.far.define(&c);
+    fleet.rig.define(&twin);
+    fleet.two.define(&twin);
+    let prompt = "dromaius (ops)> ";
+    let mut term = common::pty::Term::spawn(fleet.rig.ssh_tty_command(&tty_key, None));
+    term.done(prompt);
+    term.send(&format!("status {p}\t\t"));
+    let shown = term.listing(prompt, &format!("status {p}-"));
+    for name in [&a, &b, &c, &twin] {
+        assert!(
+            shown.contains(name.as_str()),
+            "{name} not offered: {shown:?}"
+        );
+    }
+    assert_eq!(shown.matches(twin.as_str()).count(), 1, "{shown:?}");
+    term.send("\x03");
+    term.done(prompt);
+    term.line("exit");
+    assert_eq!(term.exit_code(), 0);
 }
