@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Figures (see `FIGURES`): `one-shot`, `host-size`, `over-ssh`, `list`, `keys`, `memory`,
-//! `cpu`, `fleet-list`, `remote-status`, `session`. Every figure but `host-size` and the
+//! `cpu`, `drop-ins`, `fleet-list`, `remote-status`, `session`. Every figure but `host-size` and the
 //! fleet's runs on a hypervisor of a thousand domains; the fleet's add a hypervisor reached
 //! through libvirt's ssh transport (via the rig's sshd, its host key pinned).
 //!
@@ -55,7 +55,7 @@ const LIST_DOMAINS: usize = 1000;
 const BIG_KEYS: usize = 10_000;
 const BIG_GRANTS: usize = 20_000;
 /// The figures, in the order they run.
-const FIGURES: [&str; 10] = [
+const FIGURES: [&str; 11] = [
     "one-shot",
     "host-size",
     "over-ssh",
@@ -63,6 +63,7 @@ const FIGURES: [&str; 10] = [
     "keys",
     "memory",
     "cpu",
+    "drop-ins",
     "fleet-list",
     "remote-status",
     "session",
@@ -161,6 +162,9 @@ fn main() {
         if let Some(figure) = own_cpu_figure(&figures, *bench.floor_cpu.borrow()) {
             figures.push(figure);
         }
+    }
+    if settings.wants("drop-ins") {
+        figures.push(progress(bench.drop_ins(&settings)));
     }
     if settings.wants("fleet-list") || settings.wants("remote-status") {
         let remote = Remote::new(&bench);
@@ -742,6 +746,53 @@ impl Bench {
             own_cpu_seconds: None,
             note: None,
         }
+    }
+
+    /// 10,000 keys spread over 1,000 files of `dromaius.d`, against the same keys in one
+    /// file: what config management's one file per person or team costs.
+    fn drop_ins(&self, settings: &Settings) -> Figure {
+        let request = format!("status {DOMAIN}");
+        let uri = self.rig.test_uri();
+        let socket = self.audit.path().to_path_buf();
+        let dir = common::support::make_temp_dir("drop-ins");
+        let main = dir.join("dromaius.json");
+        fs::write(&main, config(VIRSH, &uri, &socket, 1, 2)).expect("write the main config");
+        let drop_ins = dir.join("dromaius.d");
+        fs::create_dir(&drop_ins).expect("create dromaius.d");
+        fs::set_permissions(&drop_ins, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let keys_per_file = (BIG_KEYS - 1) / 1000 + 1;
+        let mut written = 0;
+        for file in 0..1000 {
+            let mut text = String::from("{\"keys\": {\n");
+            let mut entries = Vec::new();
+            for _ in 0..keys_per_file {
+                if written >= BIG_KEYS - 1 {
+                    break;
+                }
+                entries.push(format!(
+                    "  \"user-{written:05}\": [\n    {{ \"domains\": [\"user-{written:05}-*\", \"shared-{}\"], \"commands\": [\"start\", \"shutdown\", \"status\", \"console\"] }},\n    {{ \"domains\": [\"lab-{written:05}-[0-9]\"], \"connect\": \"test:///default\" }}\n  ]",
+                    written % 100
+                ));
+                written += 1;
+            }
+            text.push_str(&entries.join(",\n"));
+            text.push_str("\n}}\n");
+            fs::write(drop_ins.join(format!("user-{file:04}.json")), text)
+                .expect("write a drop-in");
+        }
+        let compared = interleave(
+            settings.rounds,
+            true,
+            || self.request(&main, "alice", &request, "running"),
+            || self.request(&self.big, "alice", &request, "running"),
+        );
+        Figure::timed(
+            "drop-ins",
+            format!("`{request}`, {BIG_KEYS} keys over 1000 files of dromaius.d"),
+            format!("the same {BIG_KEYS} keys in one file"),
+            "report",
+            compared,
+        )
     }
 
     /// `list` for a key granted three hypervisors, one of them remote, against the slowest

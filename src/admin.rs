@@ -11,7 +11,6 @@ mod authorized_keys;
 mod check;
 mod explain;
 mod keyline;
-mod pubkey;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -33,13 +32,27 @@ pub fn run(config: Option<PathBuf>, command: AdminCommand) -> Status {
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let result = match command {
-        AdminCommand::Check { authorized_keys } => run_check(&path, authorized_keys.as_deref()),
+        AdminCommand::Check {
+            authorized_keys,
+            principals,
+        } => run_check(&path, authorized_keys.as_deref(), principals.as_deref()),
         AdminCommand::Explain { key, request } => run_explain(&path, &key, &request),
         AdminCommand::Keyline {
             key,
             no_pty,
+            principal,
             public_key,
-        } => run_keyline(config.as_deref(), &path, &key, !no_pty, &public_key),
+        } => {
+            let what = match (&principal, &public_key) {
+                (Some(principal), _) => keyline::Names::Principal(principal),
+                (None, Some(file)) => keyline::Names::Key(file),
+                (None, None) => {
+                    notice("keyline needs a public key file or --principal");
+                    return Status::Usage;
+                }
+            };
+            run_keyline(config.as_deref(), &path, &key, !no_pty, what)
+        }
     };
     result.unwrap_or_else(|error| {
         notice(&format!("{error:#}"));
@@ -55,15 +68,20 @@ fn warn(text: &str) {
     notice(&format!("warning: {text}"));
 }
 
-/// `check`: 0 valid (warnings allowed), 78 invalid config, 1 problems in authorized_keys.
-fn run_check(path: &Path, authorized_keys: Option<&Path>) -> Result<Status> {
+/// `check`: 0 valid (warnings allowed), 78 invalid config, 1 problems in authorized_keys or
+/// the principals file.
+fn run_check(
+    path: &Path,
+    authorized_keys: Option<&Path>,
+    principals: Option<&Path>,
+) -> Result<Status> {
     let config = match config::load_all(path) {
         Ok(config) => config,
         Err(errors) => {
             for error in &errors {
                 notice(&error.to_string());
             }
-            if let Some(file) = authorized_keys {
+            for file in authorized_keys.iter().chain(principals.iter()) {
                 notice(&format!(
                     "{} not checked: the config is invalid",
                     shown(file)
@@ -77,17 +95,28 @@ fn run_check(path: &Path, authorized_keys: Option<&Path>) -> Result<Status> {
     for warning in
         ownership_warnings(path)
             .into_iter()
-            .chain(check::warnings(&config).into_iter().map(|w| match w.line {
-                Some(line) => format!("{file}:{line}: {}", w.message),
-                None => format!("{file}: {}", w.message),
+            .chain(check::warnings(&config).into_iter().map(|w| {
+                let file = config
+                    .files
+                    .get(w.file)
+                    .map_or_else(|| file.clone(), |f| shown(f));
+                match w.line {
+                    Some(line) => format!("{file}:{line}: {}", w.message),
+                    None => format!("{file}: {}", w.message),
+                }
             }))
     {
         warn(&warning);
     }
-    match authorized_keys {
-        None => Ok(Status::Ok),
-        Some(keys_file) => lint_authorized_keys(&config, path, keys_file),
+    let mut status = Status::Ok;
+    for (file, principals) in [(authorized_keys, false), (principals, true)] {
+        if let Some(file) = file {
+            if lint_authorized_keys(&config, path, file, principals)? != Status::Ok {
+                status = Status::Failed;
+            }
+        }
     }
+    Ok(status)
 }
 
 /// Whoever can write the config can grant themselves every domain. The loader accepts a
@@ -109,10 +138,12 @@ fn ownership_warnings(path: &Path) -> Vec<String> {
     warnings
 }
 
+/// Lints an `authorized_keys` file, or an `AuthorizedPrincipalsFile` when `principals`.
 fn lint_authorized_keys(
     config: &config::Config,
     config_path: &Path,
     file: &Path,
+    principals: bool,
 ) -> Result<Status> {
     let text = String::from_utf8_lossy(&read_file(file)?).into_owned();
     let binary = this_binary()?;
@@ -124,7 +155,11 @@ fn lint_authorized_keys(
         binary: &binary,
         resolve: &resolve,
     };
-    let (findings, counts) = authorized_keys::lint(&text, &context);
+    let (findings, counts) = if principals {
+        authorized_keys::lint_principals(&text, &context)
+    } else {
+        authorized_keys::lint(&text, &context)
+    };
     let mut problems = 0;
     for finding in &findings {
         let at = format!("{}:{}", shown(file), finding.line);
@@ -135,11 +170,16 @@ fn lint_authorized_keys(
             notice(&format!("note: {at}: {}", finding.message));
         }
     }
+    let (one, many) = if principals {
+        ("principal", "principals")
+    } else {
+        ("key", "keys")
+    };
     say(&format!(
         "{}: {} {}, {} running dromaius, {problems} {}",
         shown(file),
         counts.keys,
-        if counts.keys == 1 { "key" } else { "keys" },
+        if counts.keys == 1 { one } else { many },
         counts.dromaius_lines,
         if problems == 1 { "problem" } else { "problems" },
     ));
@@ -174,29 +214,12 @@ fn run_keyline(
     path: &Path,
     key_name: &str,
     pty: bool,
-    input: &Path,
+    what: keyline::Names<'_>,
 ) -> Result<Status> {
-    let from_stdin = input == Path::new("-");
-    let from = if from_stdin {
-        "stdin".to_string()
-    } else {
-        shown(input)
+    let subject = match what {
+        keyline::Names::Principal(principal) => keyline::Subject::Principal(principal),
+        keyline::Names::Key(input) => keyline::Subject::Key(read_public_key(input)?),
     };
-    let bytes = if from_stdin {
-        config::read_bounded(std::io::stdin().lock(), MAX_INPUT_BYTES, 0)
-            .map_err(anyhow::Error::msg)
-            .context("stdin")?
-    } else {
-        read_file(input)?
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        bail!("{from}: not an OpenSSH public key: not UTF-8 text");
-    };
-    // A .pub file ends with one newline; anything else on more lines is refused by `parse`.
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    let public_key = pubkey::parse(text)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{from}: not an OpenSSH public key"))?;
     let binary = this_binary()?;
     let config_arg = given_config
         .map(std::path::absolute)
@@ -216,11 +239,36 @@ fn run_keyline(
         key_name,
         config: config_text,
         pty,
-        public_key: &public_key,
+        subject: &subject,
     })?;
     advise(path, key_name, pty);
     say(&line);
     Ok(Status::Ok)
+}
+
+/// One OpenSSH public key, from a file or (`-`) stdin.
+fn read_public_key(input: &Path) -> Result<crate::pubkey::PublicKey> {
+    let from_stdin = input == Path::new("-");
+    let from = if from_stdin {
+        "stdin".to_string()
+    } else {
+        shown(input)
+    };
+    let bytes = if from_stdin {
+        config::read_bounded(std::io::stdin().lock(), MAX_INPUT_BYTES, 0)
+            .map_err(anyhow::Error::msg)
+            .context("stdin")?
+    } else {
+        read_file(input)?
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        bail!("{from}: not an OpenSSH public key: not UTF-8 text");
+    };
+    // A .pub file ends with one newline; anything else on more lines is refused by `parse`.
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    crate::pubkey::parse(text)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{from}: not an OpenSSH public key"))
 }
 
 /// Warnings that do not stop `keyline`: the line is still right, the config may be next.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use syslog::{Facility, Formatter3164, LogFormat, Severity};
 
 use crate::escape::{escape, escape_truncated};
+use crate::identity::Identity;
 
 /// How many bytes of a user-controlled field are kept in a record.
 const MAX_FIELD_BYTES: usize = 256;
@@ -58,6 +59,8 @@ pub struct Record<'a> {
     pub reason: Option<&'a str>,
     /// The hypervisor an action acted on, when it did.
     pub hypervisor: Option<&'a str>,
+    /// Which key (or certificate) logged in, when sshd says (`ExposeAuthInfo`).
+    pub identity: Option<&'a Identity>,
 }
 
 impl Record<'_> {
@@ -83,6 +86,18 @@ impl Record<'_> {
         if let Some(hypervisor) = self.hypervisor {
             let hypervisor = escape_truncated(hypervisor.as_bytes(), MAX_FIELD_BYTES);
             message.push_str(&format!(" hypervisor=\"{hypervisor}\""));
+        }
+        if let Some(identity) = self.identity {
+            let fingerprint = escape_truncated(identity.fingerprint.as_bytes(), MAX_FIELD_BYTES);
+            message.push_str(&format!(" fingerprint=\"{fingerprint}\""));
+            if let Some(cert) = &identity.cert {
+                // The key ID is text the CA chose: escaped like every other field.
+                let key_id = escape_truncated(cert.key_id.as_bytes(), MAX_FIELD_BYTES);
+                message.push_str(&format!(
+                    " cert_id=\"{key_id}\" cert_serial={}",
+                    cert.serial
+                ));
+            }
         }
         message
     }
@@ -209,6 +224,7 @@ mod tests {
             outcome: 0,
             reason: None,
             hypervisor: None,
+            identity: None,
         }
     }
 

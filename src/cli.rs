@@ -157,6 +157,9 @@ pub enum AdminCommand {
         /// Also lint the dromaius lines of this authorized_keys file
         #[arg(long, value_name = "FILE")]
         authorized_keys: Option<PathBuf>,
+        /// Also lint the dromaius lines of this AuthorizedPrincipalsFile (certificates)
+        #[arg(long, value_name = "FILE")]
+        principals: Option<PathBuf>,
     },
     /// Show the decision the gateway would take for a request, and which grant took it
     Explain {
@@ -175,9 +178,12 @@ pub enum AdminCommand {
         /// Leave out `pty` (no console for this key)
         #[arg(long)]
         no_pty: bool,
+        /// Print an AuthorizedPrincipalsFile line for this certificate principal instead
+        #[arg(long, value_name = "PRINCIPAL", conflicts_with = "public_key")]
+        principal: Option<String>,
         /// The OpenSSH public key file, or - for stdin
-        #[arg(value_name = "PUBKEY_FILE")]
-        public_key: PathBuf,
+        #[arg(value_name = "PUBKEY_FILE", required_unless_present = "principal")]
+        public_key: Option<PathBuf>,
     },
 }
 

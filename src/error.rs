@@ -68,6 +68,9 @@ pub enum Error {
     Config(String),
     /// virsh ran and failed, or the request cannot be carried out as asked (1).
     Failed(String),
+    /// An attachment (console, display) ended because the config no longer allows it (77):
+    /// what ended and why.
+    Revoked(String),
 }
 
 impl Error {
@@ -80,6 +83,7 @@ impl Error {
             Error::Interrupted(_) => Status::Interrupted,
             Error::Config(_) => Status::Config,
             Error::Failed(_) => Status::Failed,
+            Error::Revoked(_) => Status::Denied,
         }
     }
 }
@@ -93,7 +97,8 @@ impl fmt::Display for Error {
             | Error::TimedOut(text)
             | Error::Interrupted(text)
             | Error::Config(text)
-            | Error::Failed(text) => f.write_str(text),
+            | Error::Failed(text)
+            | Error::Revoked(text) => f.write_str(text),
         }
     }
 }
@@ -128,6 +133,7 @@ mod tests {
             (Error::Interrupted("i".into()), 130, "i"),
             (Error::Config("c".into()), 78, "c"),
             (Error::Failed("f".into()), 1, "f"),
+            (Error::Revoked("r".into()), 77, "r"),
         ];
         for (error, code, text) in cases {
             assert_eq!(error.status().code(), code, "{error:?}");

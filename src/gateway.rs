@@ -6,6 +6,7 @@
 //! [`Libvirt`] interface; this module decides what each outcome means for the user: which
 //! words, which exit status, what `list`, `help` and completion may show.
 
+use std::cell::{Cell, Ref, RefCell};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::config::{Config, Hypervisor, HypervisorId};
 use crate::error::{self, Error, Status};
 use crate::escape::escape;
 use crate::hypervisor::{Fault, Libvirt, Target};
+use crate::identity::Identity;
 use crate::lookup;
 use crate::output::say;
 use crate::policy::{self, Allowed, DenyReason, Judgement, Subject};
@@ -34,13 +36,20 @@ pub struct Terminal {
 
 /// Who is asking, from where, and under which config.
 pub struct Gateway<'a> {
-    config: Config,
+    /// The config as last read: in a session it is read again before every request, so
+    /// that access the administrator removed ends with the next request.
+    config: RefCell<Config>,
+    /// Whether the config has been read for a request yet (the first one uses the config
+    /// the gateway started with).
+    started: Cell<bool>,
     config_path: PathBuf,
     key: String,
     /// go-dromaius `-host`: the one domain this session may act on.
     bound: Option<String>,
     /// `SSH_CONNECTION`'s client address, for the audit.
     client: Option<String>,
+    /// Which key or certificate logged in, if sshd said (for the audit).
+    identity: Option<Identity>,
     libvirt: &'a dyn Libvirt,
     audit: Audit,
     terminal: Terminal,
@@ -98,30 +107,72 @@ impl<'a> Gateway<'a> {
         key: String,
         bound: Option<String>,
         client: Option<String>,
+        identity: Option<Identity>,
         libvirt: &'a dyn Libvirt,
         terminal: Terminal,
     ) -> Gateway<'a> {
         Gateway {
             audit: Audit::connect(&config.syslog_socket),
-            config,
+            config: RefCell::new(config),
+            started: Cell::new(false),
             config_path,
             key,
             bound,
             client,
+            identity,
             libvirt,
             terminal,
         }
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject::new(&self.config, &self.key, self.bound.as_deref())
+    /// The config as last read.
+    fn config(&self) -> Ref<'_, Config> {
+        self.config.borrow()
+    }
+
+    /// Reads the config again (before a session's second and later requests): a grant
+    /// removed, changed or expired takes effect now. A config that no longer loads ends the
+    /// session (78); the refusal is reported and audited.
+    fn reread(&self) -> Result<(), Handled> {
+        if !self.started.replace(true) {
+            return Ok(());
+        }
+        match crate::config::load_for_key(&self.config_path, &self.key) {
+            Ok(fresh) => {
+                *self.config.borrow_mut() = fresh;
+                Ok(())
+            }
+            Err(refused) => {
+                let error = Error::Config(format!("{refused}; the session ends"));
+                error::report(&error);
+                self.audit.record(&Record {
+                    key: &self.key,
+                    client: self.client.as_deref(),
+                    command: b"-",
+                    domain: None,
+                    decision: audit::Decision::Deny,
+                    outcome: Status::Config.code(),
+                    reason: Some("config refused"),
+                    hypervisor: None,
+                    identity: self.identity.as_ref(),
+                });
+                Err(Handled {
+                    status: Status::Config,
+                    end_session: true,
+                })
+            }
+        }
     }
 
     /// Handles one line. `None` for a blank line, which asks for nothing.
     pub fn handle(&self, line: &Line) -> Option<Handled> {
         // Until the record is sent, a hang-up must not end the process under us.
         let _in_hand = crate::sys::request_in_hand();
-        let subject = self.subject();
+        if let Err(ended) = self.reread() {
+            return Some(ended);
+        }
+        let config = self.config();
+        let subject = Subject::new(&config, &self.key, self.bound.as_deref());
         let judgement = match line {
             Line::Text(bytes) => policy::judge_line(&subject, bytes)?,
             Line::TooLong(length) => Judgement::Invalid(ParseError::TooLong(*length)),
@@ -137,7 +188,9 @@ impl<'a> Gateway<'a> {
                 error.status()
             }
         };
-        self.record(line, &judgement, status, reply.acted_on);
+        let ended =
+            matches!(reply.result, Err(Error::Revoked(_))).then_some("revoked while attached");
+        self.record(line, &judgement, status, reply.acted_on, ended);
         Some(Handled {
             status,
             end_session: judgement == Judgement::Session(Verb::Exit) || crate::sys::hung_up(),
@@ -172,12 +225,21 @@ impl<'a> Gateway<'a> {
             Ok(located) => located,
             Err(error) => return (Err(error), None),
         };
-        let at = self.config.hypervisor(id);
+        let config = self.config();
+        let at = config.hypervisor(id);
         let fleet = allowed.hypervisors.len() > 1;
         let explain = |fault| self.explain(fault, action.name(), domain, fleet.then_some(at));
         let result = if action.is_interactive() {
+            let watch = Attached {
+                config_path: &self.config_path,
+                key: &self.key,
+                bound: self.bound.as_deref(),
+                action: *action,
+                domain,
+                at,
+            };
             self.libvirt
-                .console(at, &target)
+                .console(at, &target, &watch)
                 .map(|()| String::new())
                 .map_err(explain)
         } else {
@@ -208,14 +270,15 @@ impl<'a> Gateway<'a> {
             ..
         } = allowed;
         let domain: &str = domain;
-        let timeout = self.config.timeout;
+        let timeout = self.config().timeout;
         let ids: &[HypervisorId] = if hypervisors.is_empty() {
-            &self.config.connect
+            &self.config().connect
         } else {
             hypervisors
         };
         if let [id] = ids {
-            let at = self.config.hypervisor(*id);
+            let config = self.config();
+            let at = config.hypervisor(*id);
             if lookup::is_only_a_name(domain) {
                 // virsh cannot read this name as an id or a UUID: it goes as it is, one run.
                 let target = Target {
@@ -243,8 +306,9 @@ impl<'a> Gateway<'a> {
             };
         }
 
+        let libvirt = self.libvirt;
         let answers = self.on_each(ids, timeout, |at, deadline| {
-            self.libvirt.lookup(at, domain, deadline)
+            libvirt.lookup(at, domain, deadline)
         });
         let mut found = Vec::new();
         let mut unanswered = Vec::new();
@@ -256,7 +320,7 @@ impl<'a> Gateway<'a> {
             }
         }
         let labels = |ids: &mut dyn Iterator<Item = HypervisorId>| -> String {
-            let names: Vec<String> = ids.map(|id| self.config.hypervisor(id).label()).collect();
+            let names: Vec<String> = ids.map(|id| self.config().hypervisor(id).label()).collect();
             names.join(", ")
         };
         let shown = escape(domain);
@@ -264,7 +328,7 @@ impl<'a> Gateway<'a> {
             let why = unanswered
                 .into_iter()
                 .map(|(id, fault)| {
-                    self.explain(fault, "lookup", domain, Some(self.config.hypervisor(id)))
+                    self.explain(fault, "lookup", domain, Some(self.config().hypervisor(id)))
                 })
                 .collect();
             let detail = combined(why).err().unwrap_or(Error::Denied);
@@ -289,7 +353,7 @@ impl<'a> Gateway<'a> {
                             fault,
                             action.name(),
                             domain,
-                            Some(self.config.hypervisor(id)),
+                            Some(self.config().hypervisor(id)),
                         )
                     })
                     .collect();
@@ -336,12 +400,13 @@ impl<'a> Gateway<'a> {
     ) -> Vec<(HypervisorId, Result<T, Fault>, Duration)> {
         let started = Instant::now();
         let deadline = started + timeout;
+        let config = self.config();
         std::thread::scope(|scope| {
             let asking: Vec<_> = ids
                 .iter()
                 .map(|id| {
                     let ask = &ask;
-                    let at = self.config.hypervisor(*id);
+                    let at = config.hypervisor(*id);
                     (*id, scope.spawn(move || ask(at, deadline)))
                 })
                 .collect();
@@ -387,7 +452,7 @@ impl<'a> Gateway<'a> {
             Fault::Unreachable(words) => Error::Unavailable(named(words)),
             Fault::TimedOut => Error::TimedOut(format!(
                 "{what} took longer than {} s and was stopped",
-                self.config.timeout.as_secs()
+                self.config().timeout.as_secs()
             )),
             Fault::Interrupted => Error::Interrupted(format!("{command} interrupted")),
             Fault::NotFound => Error::Failed(format!("no domain named \"{}\"", escape(domain))),
@@ -400,6 +465,10 @@ impl<'a> Gateway<'a> {
                 Error::Failed(format!("virsh {command} failed ({status})"))
             }
             Fault::Failed { words, .. } => Error::Failed(named(words)),
+            Fault::Revoked(why) => Error::Revoked(format!(
+                "{why}; the {command} of {} was closed",
+                escape(domain)
+            )),
         }
     }
 
@@ -412,11 +481,13 @@ impl<'a> Gateway<'a> {
         let fleet = ids.len() > 1;
         let mut rows: Vec<(String, &'static str, String)> = Vec::new();
         let mut errors = Vec::new();
-        let answers = self.on_each(&ids, self.config.timeout, |at, deadline| {
-            self.libvirt.states(at, deadline)
+        let libvirt = self.libvirt;
+        let answers = self.on_each(&ids, self.config().timeout, |at, deadline| {
+            libvirt.states(at, deadline)
         });
         for (id, answer, _) in answers {
-            let at = self.config.hypervisor(id);
+            let config = self.config();
+            let at = config.hypervisor(id);
             match answer {
                 Ok(states) => rows.extend(
                     states
@@ -445,6 +516,7 @@ impl<'a> Gateway<'a> {
         judgement: &Judgement<'_>,
         status: Status,
         acted_on: Option<HypervisorId>,
+        ended: Option<&str>,
     ) {
         let raw: &[u8] = match line {
             Line::Text(bytes) => bytes,
@@ -479,7 +551,7 @@ impl<'a> Gateway<'a> {
                 allowed.action.name().as_bytes(),
                 Some(allowed.domain.as_str()),
                 audit::Decision::Allow,
-                None,
+                ended,
             ),
         };
         self.audit.record(&Record {
@@ -491,9 +563,10 @@ impl<'a> Gateway<'a> {
             outcome: status.code(),
             reason,
             hypervisor: acted_on
-                .filter(|_| self.config.is_fleet())
-                .map(|id| self.config.hypervisor(id).label())
+                .filter(|_| self.config().is_fleet())
+                .map(|id| self.config().hypervisor(id).label())
                 .as_deref(),
+            identity: self.identity.as_ref(),
         });
     }
 
@@ -507,7 +580,8 @@ impl<'a> Gateway<'a> {
         match judgement {
             Judgement::Allowed(allowed) => {
                 let by = match allowed.grant.and_then(|index| {
-                    let grant = self.config.keys.get(&self.key)?.get(index)?;
+                    let config = self.config();
+                    let grant = config.keys.get(&self.key)?.get(index)?;
                     Some((index, grant.line))
                 }) {
                     Some((index, line)) => format!(
@@ -558,7 +632,8 @@ impl<'a> Gateway<'a> {
 /// grants, never a domain it may not run that command on.
 impl crate::prompt::Completions for Gateway<'_> {
     fn commands(&self) -> Vec<&'static str> {
-        let subject = self.subject();
+        let config = self.config();
+        let subject = Subject::new(&config, &self.key, self.bound.as_deref());
         let mut words: Vec<&'static str> =
             subject.usable_actions().iter().map(Action::name).collect();
         if subject.is_known() {
@@ -569,14 +644,16 @@ impl crate::prompt::Completions for Gateway<'_> {
     }
 
     fn domains(&self, action: Action) -> Vec<String> {
-        let subject = self.subject();
+        let config = self.config();
+        let subject = Subject::new(&config, &self.key, self.bound.as_deref());
         if !subject.usable_actions().contains(action) || crate::sys::hung_up() {
             return Vec::new();
         }
         let only: ActionSet = [action].into_iter().collect();
-        let timeout = self.config.timeout.min(COMPLETION_TIMEOUT);
+        let timeout = config.timeout.min(COMPLETION_TIMEOUT);
+        let libvirt = self.libvirt;
         let answers = self.on_each(&subject.hypervisors(), timeout, |at, deadline| {
-            self.libvirt.states(at, deadline)
+            libvirt.states(at, deadline)
         });
         let mut names: Vec<String> = Vec::new();
         for (id, answer, _) in answers {
@@ -591,6 +668,39 @@ impl crate::prompt::Completions for Gateway<'_> {
         names.sort();
         names.dedup();
         names
+    }
+}
+
+/// An attachment's watch: the config is read again, and the attachment may go on while
+/// the same decision would still allow it on the same hypervisor.
+struct Attached<'w> {
+    config_path: &'w std::path::Path,
+    key: &'w str,
+    bound: Option<&'w str>,
+    action: Action,
+    domain: &'w str,
+    at: &'w Hypervisor,
+}
+
+impl crate::hypervisor::Watch for Attached<'_> {
+    fn still_allowed(&self) -> Result<(), String> {
+        let config = crate::config::load_for_key(self.config_path, self.key)
+            .map_err(|refused| format!("the config can no longer be read ({refused})"))?;
+        let subject = Subject::new(&config, self.key, self.bound);
+        match subject.decide(self.action, self.domain) {
+            policy::Decision::Allow { hypervisors, .. }
+                if hypervisors
+                    .iter()
+                    .any(|id| config.hypervisor(*id).uri == self.at.uri) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!(
+                "access to {} on {} was revoked",
+                self.action.name(),
+                escape(self.domain)
+            )),
+        }
     }
 }
 
@@ -613,6 +723,7 @@ fn combined(errors: Vec<Error>) -> Result<(), Error> {
         Error::Usage(_) => Error::Usage(text),
         Error::Denied => Error::Denied,
         Error::Failed(_) => Error::Failed(text),
+        Error::Revoked(_) => Error::Revoked(text),
     })
 }
 
@@ -796,7 +907,12 @@ mod tests {
             Ok(format!("did {} on {}", action.name(), target.name))
         }
 
-        fn console(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault> {
+        fn console(
+            &self,
+            at: &Hypervisor,
+            target: &Target<'_>,
+            _: &dyn crate::hypervisor::Watch,
+        ) -> Result<(), Fault> {
             self.calls
                 .lock()
                 .unwrap()
@@ -830,6 +946,7 @@ mod tests {
             key.into(),
             None,
             None,
+            None,
             fake,
             Terminal {
                 stdin: terminal,
@@ -847,7 +964,8 @@ mod tests {
     }
 
     fn replied(gateway: &Gateway<'_>, line: &str) -> Reply {
-        let subject = gateway.subject();
+        let config = gateway.config();
+        let subject = Subject::new(&config, &gateway.key, gateway.bound.as_deref());
         let judgement = policy::judge_line(&subject, line.as_bytes()).unwrap();
         gateway.carry_out(&subject, &judgement)
     }
@@ -856,7 +974,7 @@ mod tests {
     fn acted_on(gateway: &Gateway<'_>, line: &str) -> Option<String> {
         replied(gateway, line)
             .acted_on
-            .map(|id| gateway.config.hypervisor(id).label())
+            .map(|id| gateway.config().hypervisor(id).label())
     }
 
     fn failed(error: Error) -> Reply {
@@ -902,6 +1020,7 @@ mod tests {
                 config,
                 "t.json".into(),
                 "k".into(),
+                None,
                 None,
                 None,
                 &fake,
@@ -1188,6 +1307,7 @@ mod tests {
             config,
             "f.json".into(),
             "ops".into(),
+            None,
             None,
             None,
             fake,

@@ -63,10 +63,21 @@ pub enum Fault {
     NotFound,
     /// Another session holds the console: virsh's words.
     ConsoleBusy(String),
+    /// An attachment was ended because the config no longer allows it: why.
+    Revoked(String),
     /// virsh ran and failed: its words (safe for a terminal, the domain named as the user
     /// knows it) and, for when it said nothing, its exit status.
     Failed { words: String, status: String },
 }
+
+/// Asked, while an attachment lasts, whether it may go on: the config is read again.
+pub trait Watch: Sync {
+    /// `Err(why)` when the attachment must end now.
+    fn still_allowed(&self) -> Result<(), String>;
+}
+
+/// How often an attachment's [`Watch`] is asked (the contract says at least every 10 s).
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// libvirt, as the gateway sees it. Every read is read-only; every call is bounded by its
 /// deadline except the console, which lasts as long as the user stays.
@@ -89,8 +100,10 @@ pub trait Libvirt: Sync {
         deadline: Instant,
     ) -> Result<String, Fault>;
 
-    /// Attaches the user's terminal to the domain's serial console until they leave.
-    fn console(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault>;
+    /// Attaches the user's terminal to the domain's serial console until they leave, or
+    /// until `watch` says the config no longer allows it.
+    fn console(&self, at: &Hypervisor, target: &Target<'_>, watch: &dyn Watch)
+    -> Result<(), Fault>;
 
     /// Every domain defined there, with its state as `virsh domstate` words it.
     fn states(

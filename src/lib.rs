@@ -14,6 +14,7 @@ pub mod action;
 pub mod cli;
 pub mod config;
 pub mod escape;
+pub mod expiry;
 pub mod lookup;
 pub mod policy;
 pub mod request;

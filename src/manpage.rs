@@ -303,17 +303,33 @@ Limit for every command but console, 1 to 604800. Default 60.
 .B syslog_socket
 Absolute path of the syslog datagram socket the audit goes to. Default \fI/dev/log\fR.
 .TP
+.B idle_timeout_secs
+A prompt that has waited this long for a line ends the session. Default: none.
+.TP
+.B groups
+Group name to a list of key names; an entry \fB@\fR\fIGROUP\fR in \fBkeys\fR holds
+grants for every member, where it stands in file order.
+.TP
 .B keys
 Key name to a list of grants.
 A grant has \fBdomains\fR (required, not empty: exact names, or patterns with \fB*\fR,
 \fB?\fR and \fB[...]\fR), \fBcommands\fR (any of start, shutdown, reboot, reset, destroy,
-console, status; all seven when left out) and \fBconnect\fR (where this grant's domains
-live instead of the top\-level \fBconnect\fR: a URI, a hypervisor name, or a list).
+console, status; all seven when left out), \fBconnect\fR (where this grant's domains
+live instead of the top\-level \fBconnect\fR: a URI, a hypervisor name, or a list) and
+\fBexpires\fR (a date, through the end of that day UTC, or an RFC 3339 time with its
+offset; an expired grant matches nothing).
 .TP
 .B AllowedHosts
 go\-dromaius: the domains a \fB\-host\fR session may be bound to, with all seven commands.
 .PP
 A config needs \fBkeys\fR, \fBAllowedHosts\fR or both.
+Every \fI*.json\fR file (not starting with a dot) of the directory \fIdromaius.d\fR beside
+the config is read after it, in byte order, and holds only \fBkeys\fR and \fBgroups\fR;
+a key or group defined twice, or a file that does not parse or could be rewritten by
+others, refuses the whole config.
+In a session the config is read again before every request, and every few seconds while
+a console is attached: access removed ends with the next request, and ends an attached
+console.
 A request is allowed when some grant of the key matches both the domain and the command;
 the first such grant in file order decides, and its \fBconnect\fR is where the domain is
 looked up.
@@ -382,15 +398,22 @@ The administrator subcommands have their own, given with each above.
 .I /etc/dromaius/dromaius.json
 The config; owned by root and writable by root only.
 .TP
+.I /etc/dromaius/dromaius.d/*.json
+More keys and groups, read after the config in byte order of their names.
+.TP
 .I /usr/share/doc/dromaius/dromaius.json.example
 An example config.
 .SH AUDIT
 Every request, allowed or not, is one syslog record (facility authpriv, ident dromaius)
 with the key, the client address, the command, the domain, the decision and the exit
-status; every field a user controls is escaped.
+status; for a fleet, the hypervisor acted on; with sshd's \fBExposeAuthInfo yes\fR, the
+fingerprint of the key that logged in and, for a certificate, its key ID and serial.
+Every field a user controls is escaped.
 .SH EXAMPLES
 .nf
 dromaius keyline \-\-key alice /tmp/alice.pub >> ~dromaius/.ssh/authorized_keys
+dromaius keyline \-\-key alice \-\-principal alice >> /etc/dromaius/principals
+dromaius check \-\-principals /etc/dromaius/principals
 dromaius check \-\-authorized\-keys ~dromaius/.ssh/authorized_keys
 dromaius explain \-\-key alice destroy alice\-web
 ssh dromaius@vm\-host status alice\-web

@@ -117,6 +117,8 @@ pub struct Subject<'c> {
     config: &'c Config,
     key: String,
     grants: Option<&'c [Grant]>,
+    /// What time it is (Unix seconds): a grant whose `expires` has come matches nothing.
+    now: i64,
     bound: Option<String>,
     bound_host_allowed: bool,
 }
@@ -145,16 +147,45 @@ pub enum Decision<'c> {
 }
 
 impl<'c> Subject<'c> {
+    /// The subject as of now.
     pub fn new(config: &'c Config, key: &str, bound: Option<&str>) -> Subject<'c> {
+        Subject::at(config, key, bound, crate::expiry::now())
+    }
+
+    /// The subject at `now` (Unix seconds).
+    pub fn at(config: &'c Config, key: &str, bound: Option<&str>, now: i64) -> Subject<'c> {
         let bound_host_allowed =
             bound.is_some_and(|host| config.allowed_hosts.iter().any(|h| h == host));
         Subject {
             config,
             key: key.to_owned(),
             grants: config.keys.get(key).map(Vec::as_slice),
+            now,
             bound: bound.map(str::to_owned),
             bound_host_allowed,
         }
+    }
+
+    /// The key's grants that have not expired, each with its place in the key's list.
+    fn live(&self) -> impl Iterator<Item = (usize, &'c Grant)> + '_ {
+        self.grants
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(move |(_, grant)| !self.has_expired(grant))
+    }
+
+    /// Whether `grant` has come to its end.
+    pub fn has_expired(&self, grant: &Grant) -> bool {
+        grant
+            .expires
+            .as_ref()
+            .is_some_and(|e| e.has_ended(self.now))
+    }
+
+    /// What time the subject is judged at.
+    pub fn now(&self) -> i64 {
+        self.now
     }
 
     pub fn key(&self) -> &str {
@@ -185,18 +216,18 @@ impl<'c> Subject<'c> {
                 };
             }
         }
-        let Some(grants) = self.grants else {
+        if self.grants.is_none() {
             return Decision::Deny(DenyReason::UnknownKey);
-        };
-        grants
-            .iter()
-            .position(|g| g.commands.contains(action) && g.matches_domain(domain))
-            .map_or(Decision::Deny(DenyReason::NoMatchingGrant), |index| {
-                Decision::Allow {
-                    hypervisors: self.config.hypervisors_of(&grants[index]),
+        }
+        self.live()
+            .find(|(_, g)| g.commands.contains(action) && g.matches_domain(domain))
+            .map_or(
+                Decision::Deny(DenyReason::NoMatchingGrant),
+                |(index, grant)| Decision::Allow {
+                    hypervisors: self.config.hypervisors_of(grant),
                     grant: Some(index),
-                }
-            })
+                },
+            )
     }
 
     /// The domain a request means when the user names none: the bound `-host`, or the
@@ -210,7 +241,7 @@ impl<'c> Subject<'c> {
 
     fn sole_exact_domain(&self) -> Option<&'c str> {
         let mut only: Option<&'c str> = None;
-        for pattern in self.grants?.iter().flat_map(|g| &g.domains) {
+        for pattern in self.live().flat_map(|(_, g)| &g.domains) {
             match pattern {
                 DomainPattern::Glob(_) => return None,
                 DomainPattern::Exact(name) => match only {
@@ -231,7 +262,7 @@ impl<'c> Subject<'c> {
             return ActionSet::ALL;
         }
         let mut set = ActionSet::EMPTY;
-        for grant in self.grants.unwrap_or_default() {
+        for (_, grant) in self.live() {
             // In a bound session only grants that can match the bound domain count.
             if self
                 .bound
@@ -272,7 +303,7 @@ impl<'c> Subject<'c> {
         if self.bound_host_allowed {
             add(&self.config.connect);
         }
-        for grant in self.grants.unwrap_or_default() {
+        for (_, grant) in self.live() {
             add(self.config.hypervisors_of(grant));
         }
         ids

@@ -13,6 +13,7 @@
 use std::io::{StdinLock, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::{ReadlineError, Signal};
@@ -47,7 +48,13 @@ pub trait Completions {
 }
 
 /// The line source for a person at a terminal.
-pub enum Prompt<'c> {
+pub struct Prompt<'c> {
+    kind: Kind<'c>,
+    /// `idle_timeout_secs`: how long a line may be waited for.
+    idle: Option<Duration>,
+}
+
+enum Kind<'c> {
     Editor {
         editor: Box<Editor<Completion<'c>, DefaultHistory>>,
         prompt: String,
@@ -58,40 +65,56 @@ pub enum Prompt<'c> {
 }
 
 impl<'c> Prompt<'c> {
-    /// The prompt for the session named `name`, completing from `completions`.
-    pub fn new(name: &str, completions: &'c dyn Completions) -> Prompt<'c> {
+    /// The prompt for the session named `name`, completing from `completions`; a session
+    /// left waiting `idle` for a line ends.
+    pub fn new(name: &str, completions: &'c dyn Completions, idle: Option<Duration>) -> Prompt<'c> {
         crate::sys::remember_session_terminal();
+        if let Some(limit) = idle {
+            crate::sys::watch_idle(limit);
+        }
         let prompt = prompt_text(name);
         let term = std::env::var("TERM").unwrap_or_default();
         let plain = || {
-            Prompt::Plain(PlainLines::new(
+            Kind::Plain(PlainLines::new(
                 std::io::stdin().lock(),
                 Some(prompt.clone()),
             ))
         };
-        if UNSUPPORTED_TERMS
+        let unsupported = UNSUPPORTED_TERMS
             .iter()
-            .any(|t| t.eq_ignore_ascii_case(&term))
-        {
-            return plain();
-        }
+            .any(|t| t.eq_ignore_ascii_case(&term));
         let keys = Arc::new(AtomicUsize::new(0));
-        match editor(completions, &keys) {
-            Ok(editor) => Prompt::Editor {
+        let editor = if unsupported {
+            None
+        } else {
+            editor(completions, &keys).ok()
+        };
+        let kind = match editor {
+            Some(editor) => Kind::Editor {
                 editor: Box::new(editor),
-                prompt,
+                prompt: prompt.clone(),
                 keys,
             },
-            Err(_) => plain(),
-        }
+            None => plain(),
+        };
+        Prompt { kind, idle }
     }
 }
 
 impl LineSource for Prompt<'_> {
     fn next_line(&mut self) -> Next {
-        let (editor, prompt, keys) = match self {
-            Prompt::Plain(lines) => return lines.next_line(),
-            Prompt::Editor {
+        crate::sys::idle_from_now(self.idle);
+        let next = self.wait_for_line();
+        crate::sys::idle_from_now(None);
+        next
+    }
+}
+
+impl Prompt<'_> {
+    fn wait_for_line(&mut self) -> Next {
+        let (editor, prompt, keys) = match &mut self.kind {
+            Kind::Plain(lines) => return lines.next_line(),
+            Kind::Editor {
                 editor,
                 prompt,
                 keys,

@@ -11,7 +11,7 @@
 //! terminal back from raw mode, so the settings it found are saved and restored here,
 //! however it ended. Nothing here decides policy.
 
-use std::io;
+use std::io::{self, Write};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -200,6 +200,46 @@ fn restore_session_terminal() {
     if let Some(settings) = saved.as_ref() {
         let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, settings);
     }
+}
+
+/// When the prompt, waiting for a line, has waited long enough (`idle_timeout_secs`).
+static IDLE_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Starts (once) the watch that ends an idle prompt's session: when the deadline set by
+/// [`idle_from_now`] passes while no request is in hand, the terminal's settings are put
+/// back, the user is told, and the process exits 0.
+pub fn watch_idle(limit: Duration) {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("idle".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let due = IDLE_UNTIL
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .is_some_and(|until| Instant::now() >= until);
+                    if due && !IN_REQUEST.load(Ordering::SeqCst) {
+                        restore_session_terminal();
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "\r\ndromaius: no request for {} s; the session ends",
+                            limit.as_secs()
+                        );
+                        std::process::exit(0);
+                    }
+                }
+            });
+        drop(spawned);
+    });
+}
+
+/// Sets the idle deadline `limit` from now (`None`: no deadline, a request is being read).
+pub fn idle_from_now(limit: Option<Duration>) {
+    *IDLE_UNTIL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = limit.map(|l| Instant::now() + l);
 }
 
 /// Throws away input typed ahead on the terminal and not yet read.

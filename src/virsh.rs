@@ -15,6 +15,7 @@ use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -23,7 +24,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::action::Action;
 use crate::config::Hypervisor;
 use crate::escape::{escape, terminal_safe};
-use crate::hypervisor::{Fault, Found, Libvirt, Target, Uuid};
+use crate::hypervisor::{Fault, Found, Libvirt, Target, Uuid, WATCH_EVERY, Watch};
 use crate::lookup;
 
 /// The fixed environment virsh runs in: nothing of ours (no LIBVIRT_DEFAULT_URI, VIRSH_*,
@@ -62,6 +63,7 @@ impl Virsh {
             )),
             RunError::TimedOut => Fault::TimedOut,
             RunError::Interrupted => Fault::Interrupted,
+            RunError::Revoked(why) => Fault::Revoked(why),
         }
     }
 
@@ -123,11 +125,17 @@ impl Libvirt for Virsh {
         Ok(as_the_user_knows_it(&stdout, target))
     }
 
-    fn console(&self, at: &Hypervisor, target: &Target<'_>) -> Result<(), Fault> {
+    fn console(
+        &self,
+        at: &Hypervisor,
+        target: &Target<'_>,
+        watch: &dyn Watch,
+    ) -> Result<(), Fault> {
         let argv = action_argv(&at.uri, Action::Console, target);
-        match self.run_attached(&argv) {
+        match self.run_attached(&argv, watch) {
             Ok(captured) if captured.status.success() => Ok(()),
             Ok(captured) => Err(fault(&captured, Some(target))),
+            Err(RunError::Revoked(why)) => Err(Fault::Revoked(why)),
             Err(error) => Err(self.unfinished(error)),
         }
     }
@@ -332,6 +340,8 @@ pub enum RunError {
     TimedOut,
     /// The client went away (or Ctrl-C) and virsh was killed.
     Interrupted,
+    /// An attached run was ended because the config no longer allows it: why.
+    Revoked(String),
 }
 
 impl Virsh {
@@ -389,15 +399,36 @@ impl Virsh {
     /// are returned (to be shown with our prefix), its output goes straight to the user.
     /// The terminal's settings are put back afterwards however virsh ended: killed, it
     /// would leave raw mode behind.
-    pub fn run_attached(&self, argv: &[OsString]) -> Result<Captured, RunError> {
+    pub fn run_attached(&self, argv: &[OsString], watch: &dyn Watch) -> Result<Captured, RunError> {
         let started = Instant::now();
         let mut command = self.command(argv);
         command.stderr(Stdio::piped());
         let _terminal = crate::sys::TerminalGuard::save();
-        let (child, _guard) =
+        let (child, guard) =
             crate::sys::spawn_tracked(&mut command, false).map_err(RunError::CannotRun)?;
-        let output = child.wait_with_output().map_err(RunError::CannotRun)?;
+        // While virsh runs, the config is read again every WATCH_EVERY; when it no longer
+        // allows this, virsh is killed (it ignores every polite signal).
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let (output, revoked) = std::thread::scope(|scope| {
+            let guard = &guard;
+            let watcher = scope.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(WATCH_EVERY) {
+                    if let Err(why) = watch.still_allowed() {
+                        guard.kill();
+                        return Some(why);
+                    }
+                }
+                None
+            });
+            let output = child.wait_with_output();
+            drop(done);
+            (output, watcher.join().unwrap_or(None))
+        });
+        let output = output.map_err(RunError::CannotRun)?;
         log_run(argv, started, &output.status.to_string());
+        if let Some(why) = revoked {
+            return Err(RunError::Revoked(why));
+        }
         if was_killed(output.status) && (crate::sys::hung_up() || crate::sys::take_interrupt()) {
             return Err(RunError::Interrupted);
         }

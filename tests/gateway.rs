@@ -598,7 +598,7 @@ fn config_faults_refuse_every_request_with_78() {
     assert_eq!(
         stderr(&out),
         format!(
-            "dromaius: {}:3:44: unknown field `comands`, expected one of `domains`, `commands`, `connect`\n",
+            "dromaius: {}:3:44: unknown field `comands`, expected one of `domains`, `commands`, `connect`, `expires`\n",
             bad.display()
         )
     );

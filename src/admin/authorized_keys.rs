@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use std::ffi::OsString;
 
-use super::pubkey::{self, PublicKey};
 use crate::action::Action;
 use crate::cli::{self, ArgsError, GatewayArgs, Invocation};
 use crate::config::Config;
 use crate::escape::escape;
 use crate::policy::Subject;
+use crate::pubkey::{self, PublicKey};
 
 /// One finding, tied to a line of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +49,28 @@ pub struct Counts {
     pub dromaius_lines: usize,
 }
 
-/// Lints a whole file; findings come in line order.
+/// Lints a whole `authorized_keys` file; findings come in line order.
 pub fn lint(text: &str, context: &Context<'_>) -> (Vec<Finding>, Counts) {
+    lint_lines(text, context, Kind::AuthorizedKeys)
+}
+
+/// Lints a whole `AuthorizedPrincipalsFile` (`options principal` on each line, for
+/// certificates); findings come in line order.
+pub fn lint_principals(text: &str, context: &Context<'_>) -> (Vec<Finding>, Counts) {
+    lint_lines(text, context, Kind::Principals)
+}
+
+/// Which of sshd's two files a text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    AuthorizedKeys,
+    Principals,
+}
+
+fn lint_lines(text: &str, context: &Context<'_>, kind: Kind) -> (Vec<Finding>, Counts) {
     let mut findings = Vec::new();
     let mut counts = Counts::default();
-    let mut first_seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut first_seen: HashMap<String, usize> = HashMap::new();
     for (index, raw) in text.split('\n').enumerate() {
         let number = index + 1;
         let mut report = |problem: bool, message: String| {
@@ -67,24 +84,36 @@ pub fn lint(text: &str, context: &Context<'_>) -> (Vec<Finding>, Counts) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let entry = match parse_line(line) {
-            Ok(entry) => entry,
+        let parsed = match kind {
+            Kind::AuthorizedKeys => parse_line(line).map(|entry| {
+                (
+                    entry.options,
+                    format!("{} {}", entry.key.kind, entry.key.base64),
+                )
+            }),
+            Kind::Principals => parse_principal_line(line),
+        };
+        let (options, identity) = match parsed {
+            Ok(parsed) => parsed,
             Err(why) => {
                 report(true, format!("sshd cannot use this line: {why}"));
                 continue;
             }
         };
         counts.keys += 1;
-        let identity = (entry.key.kind.clone(), entry.key.base64.clone());
         if let Some(first) = first_seen.get(&identity) {
+            let what = match kind {
+                Kind::AuthorizedKeys => "public key",
+                Kind::Principals => "principal",
+            };
             report(
                 true,
-                format!("the same public key is on line {first}; sshd only ever uses the first"),
+                format!("the same {what} is on line {first}; sshd only ever uses the first"),
             );
         } else {
             first_seen.insert(identity, number);
         }
-        let dromaius = lint_entry(&entry, context, &mut |problem, message| {
+        let dromaius = lint_entry(&options, context, &mut |problem, message| {
             findings.push(Finding {
                 line: number,
                 problem,
@@ -118,6 +147,29 @@ fn parse_line(line: &str) -> Result<Entry, String> {
     };
     let key = pubkey::parse(key_text)?;
     Ok(Entry { options, key })
+}
+
+/// Option names (lower case) with their unquoted values, in order.
+type Options = Vec<(String, Option<String>)>;
+
+/// An `AuthorizedPrincipalsFile` line as sshd reads it (auth2-pubkeyfile.c): a `#` anywhere
+/// starts a comment; the principal is the last word; whatever is before it is the options.
+fn parse_principal_line(line: &str) -> Result<(Options, String), String> {
+    let line = line.split('#').next().unwrap_or_default();
+    let line = line.trim_end_matches([' ', '\t', '\r']);
+    let (options, principal) = match line.rfind([' ', '\t']) {
+        Some(at) => (line[..at].trim_end_matches([' ', '\t']), &line[at + 1..]),
+        None => ("", line),
+    };
+    if principal.is_empty() {
+        return Err("no principal".into());
+    }
+    let options = if options.is_empty() {
+        Vec::new()
+    } else {
+        parse_options(options)?
+    };
+    Ok((options, principal.to_owned()))
 }
 
 /// Splits the options field (up to the first space or tab outside double quotes) from the
@@ -275,9 +327,12 @@ fn allowed(options: &[(String, Option<String>)]) -> Allowed {
 }
 
 /// Checks one parsed line; returns whether it runs dromaius.
-fn lint_entry(entry: &Entry, context: &Context<'_>, report: &mut dyn FnMut(bool, String)) -> bool {
-    let Some(command) = entry
-        .options
+fn lint_entry(
+    options: &[(String, Option<String>)],
+    context: &Context<'_>,
+    report: &mut dyn FnMut(bool, String),
+) -> bool {
+    let Some(command) = options
         .iter()
         .find(|(name, _)| name == "command")
         .and_then(|(_, value)| value.as_deref())
@@ -351,7 +406,7 @@ fn lint_entry(entry: &Entry, context: &Context<'_>, report: &mut dyn FnMut(bool,
             return true;
         }
         Err(ArgsError::Meaningless(why)) => {
-            lint_forwarding(entry, report);
+            lint_forwarding(options, report);
             report(true, format!("{why}: dromaius refuses it"));
             return true;
         }
@@ -363,14 +418,17 @@ fn lint_entry(entry: &Entry, context: &Context<'_>, report: &mut dyn FnMut(bool,
             return true;
         }
     };
-    let allowed = lint_forwarding(entry, report);
+    let allowed = lint_forwarding(options, report);
     lint_gateway(allowed, context, &gateway, report);
     true
 }
 
 /// Forwarding left on is a problem whatever the command; returns what the options allow.
-fn lint_forwarding(entry: &Entry, report: &mut dyn FnMut(bool, String)) -> Allowed {
-    let allowed = allowed(&entry.options);
+fn lint_forwarding(
+    options: &[(String, Option<String>)],
+    report: &mut dyn FnMut(bool, String),
+) -> Allowed {
+    let allowed = allowed(options);
     let open: Vec<&str> = [
         (allowed.port_forwarding, "port"),
         (allowed.agent_forwarding, "agent"),
@@ -541,7 +599,7 @@ fn shell_words(command: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::pubkey::tests::{ECDSA256, ED25519};
+    use crate::pubkey::tests::{ECDSA256, ED25519};
 
     const CONFIG: &str = r#"{
       "AllowedHosts": ["vhost1"],

@@ -20,12 +20,16 @@ use crate::config::{Config, DomainPattern, Grant};
 use crate::escape::escape;
 use crate::lookup::{self, Reading};
 
-/// A warning, at a grant's line when it has one.
+/// A warning, at a grant's line when it has one (in `file`, one of `Config::files`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    pub file: usize,
     pub line: Option<usize>,
     pub message: String,
 }
+
+/// How long before its end `check` warns that a grant expires.
+const EXPIRES_SOON: i64 = 7 * 86_400;
 
 /// Key names in a stable order (the config's map has none).
 fn sorted_keys(config: &Config) -> Vec<(&String, &Vec<Grant>)> {
@@ -73,6 +77,31 @@ pub fn summary(config: &Config, file: &str) -> String {
         config.timeout.as_secs(),
         escape(&config.syslog_socket.to_string_lossy()),
     );
+    for extra in config.files.iter().skip(1) {
+        let _ = writeln!(out, "  and {}", escape(&extra.to_string_lossy()));
+    }
+    for group in &config.groups {
+        let members: Vec<String> = group.members.iter().map(|m| escape(m)).collect();
+        let _ = writeln!(
+            out,
+            "  group {} ({}): {}",
+            escape(&group.name),
+            escape(&format!(
+                "{}:{}",
+                config
+                    .files
+                    .get(group.file)
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                group.line
+            )),
+            if members.is_empty() {
+                "(no members)".to_owned()
+            } else {
+                members.join(" ")
+            }
+        );
+    }
     for hypervisor in config.hypervisors.iter() {
         if let Some(name) = &hypervisor.name {
             let _ = writeln!(
@@ -119,11 +148,25 @@ pub fn summary(config: &Config, file: &str) -> String {
                 Some(_) => format!(" (connect {})", uris_text(&config.uris_of(grant))),
                 None => String::new(),
             };
+            let place = if grant.file == 0 {
+                format!("line {}", grant.line)
+            } else {
+                config.place_of(grant)
+            };
+            let group = grant
+                .group
+                .as_deref()
+                .map(|g| format!(" (group {})", escape(g)))
+                .unwrap_or_default();
+            let expires = grant
+                .expires
+                .as_ref()
+                .map(|e| format!(" (expires {})", escape(&e.text)))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    #{} line {}: {} -> {}{connect}",
+                "    #{} {place}: {} -> {}{connect}{group}{expires}",
                 index + 1,
-                grant.line,
                 domains.join(" "),
                 commands_text(grant.commands),
             );
@@ -132,20 +175,56 @@ pub fn summary(config: &Config, file: &str) -> String {
     out
 }
 
-/// Every warning, in file order.
+/// Every warning, in file order, as of now.
 pub fn warnings(config: &Config) -> Vec<Warning> {
+    warnings_at(config, crate::expiry::now())
+}
+
+/// Every warning, in file order, as of `now` (Unix seconds).
+pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
     let mut warnings = Vec::new();
+    // Expired and soon-expiring grants, each once (a group's grant is every member's).
+    let mut told = std::collections::HashSet::new();
+    for (name, grants) in sorted_keys(config) {
+        for (index, grant) in grants.iter().enumerate() {
+            let Some(expiry) = &grant.expires else {
+                continue;
+            };
+            if !told.insert((grant.file, grant.line)) {
+                continue;
+            }
+            let whose = match &grant.group {
+                Some(group) => format!("group \"{}\"", escape(group)),
+                None => format!("key \"{}\", grant #{}", escape(name), index + 1),
+            };
+            let when = escape(&expiry.to_string());
+            let message = if expiry.has_ended(now) {
+                format!("{whose} has expired: {when}; it matches nothing")
+            } else if expiry.ends_within(now, EXPIRES_SOON) {
+                format!("{whose} expires within 7 days: {when}")
+            } else {
+                continue;
+            };
+            warnings.push(Warning {
+                file: grant.file,
+                line: Some(grant.line),
+                message,
+            });
+        }
+    }
     for (name, grants) in sorted_keys(config) {
         let key = escape(name);
         if let Err(why) = super::keyline::check_key_name(name) {
             let line = grants.first().map(|g| g.line);
             warnings.push(Warning {
+                file: grants.first().map_or(0, |g| g.file),
                 line,
                 message: format!("key \"{key}\": keyline cannot make a line for it: {why}"),
             });
         }
         if grants.is_empty() {
             warnings.push(Warning {
+                file: 0,
                 line: None,
                 message: format!("key \"{key}\" has no grants: every request with it is refused"),
             });
@@ -155,6 +234,7 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
             let at = format!("key \"{key}\", grant #{}", index + 1);
             if let Some(same) = earlier.iter().position(|e| same_grant(e, grant)) {
                 warnings.push(Warning {
+                    file: grant.file,
                     line: Some(grant.line),
                     message: format!(
                         "{at} is a duplicate of grant #{} (line {})",
@@ -168,6 +248,7 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
                     .map(|i| format!("#{} (line {})", i + 1, earlier[*i].line))
                     .collect();
                 warnings.push(Warning {
+                    file: grant.file,
                     line: Some(grant.line),
                     message: format!(
                         "{at} can never match: every domain and command it names is decided \
@@ -194,6 +275,7 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
         let by_hosts = used(&config.connect) && !config.allowed_hosts.is_empty();
         if !by_grants && !by_hosts {
             warnings.push(Warning {
+                file: 0,
                 line: None,
                 message: format!(
                     "hypervisor \"{}\" ({}) is in `hypervisors`, but no grant acts on it",
@@ -209,6 +291,7 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
             grant.domains.iter().filter_map(move |p| match p {
                 DomainPattern::Exact(domain) => Some((
                     domain.as_str(),
+                    grant.file,
                     Some(grant.line),
                     format!("key \"{}\", grant #{}", escape(name), index + 1),
                 )),
@@ -219,13 +302,14 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
     let hosts = config
         .allowed_hosts
         .iter()
-        .map(|h| (h.as_str(), None, "AllowedHosts".to_string()));
-    for (domain, line, at) in exact_names.chain(hosts) {
+        .map(|h| (h.as_str(), 0, None, "AllowedHosts".to_string()));
+    for (domain, file, line, at) in exact_names.chain(hosts) {
         if !seen.insert(domain) {
             continue;
         }
         if let Some(reading) = virsh_reading(domain) {
             warnings.push(Warning {
+                file,
                 line,
                 message: format!(
                     "{at}: virsh reads the domain name \"{}\" as {reading}; dromaius still \
@@ -236,7 +320,7 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
             });
         }
     }
-    warnings.sort_by_key(|w| w.line.unwrap_or(0));
+    warnings.sort_by_key(|w| (w.file, w.line.unwrap_or(0)));
     warnings
 }
 

@@ -23,8 +23,19 @@ pub struct Explanation {
 /// Explains `words` (the request as the user would type it, split into arguments) for
 /// `key`. `file` is the config's name, for the line references.
 pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Explanation {
+    explain_at(config, file, key, words, crate::expiry::now())
+}
+
+/// [`explain`] as of `now` (Unix seconds).
+pub fn explain_at(
+    config: &Config,
+    file: &str,
+    key: &str,
+    words: &[String],
+    now: i64,
+) -> Explanation {
     let line = words.join(" ");
-    let subject = Subject::new(config, key, None);
+    let subject = Subject::at(config, key, None, now);
     let shown_key = escape(key);
     let mut text = String::new();
     let status = match judge_line(&subject, line.as_bytes()) {
@@ -42,7 +53,7 @@ pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Expl
             Status::Ok
         }
         Some(Judgement::Allowed(allowed)) => {
-            write_allowed(&mut text, config, file, key, &allowed);
+            write_allowed(&mut text, config, key, &allowed);
             Status::Ok
         }
         Some(Judgement::Denied {
@@ -52,7 +63,7 @@ pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Expl
         }) => {
             write_denial(
                 &mut text,
-                config,
+                &subject,
                 file,
                 key,
                 verb,
@@ -65,7 +76,7 @@ pub fn explain(config: &Config, file: &str, key: &str, words: &[String]) -> Expl
     Explanation { status, text }
 }
 
-fn write_allowed(text: &mut String, config: &Config, file: &str, key: &str, allowed: &Allowed<'_>) {
+fn write_allowed(text: &mut String, config: &Config, key: &str, allowed: &Allowed<'_>) {
     let implied = if allowed.implied {
         " (the key's only domain, implied)"
     } else {
@@ -83,7 +94,7 @@ fn write_allowed(text: &mut String, config: &Config, file: &str, key: &str, allo
         .and_then(|index| Some((index, config.keys.get(key)?.get(index)?)));
     match grant {
         Some((index, grant)) => {
-            let _ = writeln!(text, " by grant #{} ({file}:{})", index + 1, grant.line);
+            let _ = writeln!(text, " by {}", grant_named(config, index, grant));
         }
         None => {
             let _ = writeln!(text, " by AllowedHosts");
@@ -119,15 +130,26 @@ fn invalid(reason: String) -> Explanation {
     }
 }
 
+/// `grant #N (FILE:LINE)`, with the group whose entry holds it, if any.
+fn grant_named(config: &Config, index: usize, grant: &crate::config::Grant) -> String {
+    let group = grant
+        .group
+        .as_deref()
+        .map(|g| format!(", group {}", escape(g)))
+        .unwrap_or_default();
+    format!("grant #{} ({}{group})", index + 1, config.place_of(grant))
+}
+
 fn write_denial(
     text: &mut String,
-    config: &Config,
+    subject: &Subject<'_>,
     file: &str,
     key: &str,
     verb: Verb,
     domain: Option<&str>,
     reason: DenyReason,
 ) {
+    let config = subject.config();
     let shown_key = escape(key);
     let what = match (verb, domain) {
         (verb, Some(domain)) => format!("{} on \"{}\"", verb.name(), escape(domain)),
@@ -158,14 +180,17 @@ fn write_denial(
                 (false, false) => "neither the domain nor the command matches",
                 (false, true) => "the domain matches none of its patterns",
                 (true, false) => "the domain matches, but not the command",
-                (true, true) => "matches", // cannot happen for a denial; said plainly anyway
+                (true, true) => "matches",
             };
-            let _ = writeln!(
-                text,
-                "  grant #{} ({file}:{}): {why}",
-                index + 1,
-                grant.line
-            );
+            let why = match grant
+                .expires
+                .as_ref()
+                .filter(|_| subject.has_expired(grant))
+            {
+                Some(expiry) => format!("{why}, but it expired: {}", escape(&expiry.to_string())),
+                None => why.to_owned(),
+            };
+            let _ = writeln!(text, "  {}: {why}", grant_named(config, index, grant));
         }
         if config.keys.get(key).is_some_and(Vec::is_empty) {
             let _ = writeln!(text, "  the key has no grants");

@@ -8,7 +8,7 @@
 
 use anyhow::{Result, bail};
 
-use super::pubkey::PublicKey;
+use crate::pubkey::PublicKey;
 
 /// Characters a word of the forced command may hold: no quotes, no backslash, no space, no
 /// shell syntax (`$ ; | & < > ( ) { } * ? [ ] ~ # !` and the like). Paths use all of them.
@@ -70,6 +70,19 @@ fn describe_char(c: char) -> String {
     }
 }
 
+/// What the administrator named: a public key file, or a certificate principal.
+pub enum Names<'a> {
+    Key(&'a std::path::Path),
+    Principal(&'a str),
+}
+
+/// What a line ties the key name to: a public key (an `authorized_keys` line) or a
+/// certificate principal (an `AuthorizedPrincipalsFile` line).
+pub enum Subject<'a> {
+    Key(PublicKey),
+    Principal(&'a str),
+}
+
 /// What goes into one line.
 pub struct Request<'a> {
     /// The absolute, canonical path of the dromaius binary.
@@ -78,7 +91,24 @@ pub struct Request<'a> {
     /// `--config PATH` to add, already absolute.
     pub config: Option<&'a str>,
     pub pty: bool,
-    pub public_key: &'a PublicKey,
+    pub subject: &'a Subject<'a>,
+}
+
+/// A certificate principal, as the last word of a principals line: letters, digits and
+/// `. _ - + @`, like a key name (sshd compares it with the certificate's principals).
+pub fn check_principal(principal: &str) -> Result<()> {
+    if principal.is_empty() {
+        bail!("the principal is empty");
+    }
+    if let Some(c) = principal.chars().find(|c| !is_key_name_char(*c)) {
+        bail!(
+            "principal \"{}\" holds {}: a principals line ends with the principal, after \
+             the options; use letters, digits and . _ - + @",
+            crate::escape::escape(principal),
+            describe_char(c)
+        );
+    }
+    Ok(())
 }
 
 /// `command="BIN --key NAME[ --config PATH]",restrict[,pty] TYPE BLOB[ COMMENT]`.
@@ -96,16 +126,20 @@ pub fn line(request: &Request<'_>) -> Result<String> {
     } else {
         "restrict"
     };
-    Ok(format!(
-        "command=\"{command}\",{options} {}",
-        request.public_key.to_line()
-    ))
+    let last = match request.subject {
+        Subject::Key(key) => key.to_line(),
+        Subject::Principal(principal) => {
+            check_principal(principal)?;
+            (*principal).to_owned()
+        }
+    };
+    Ok(format!("command=\"{command}\",{options} {last}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::pubkey;
+    use crate::pubkey;
 
     fn key() -> PublicKey {
         pubkey::parse(pubkey::tests::ED25519).unwrap()
@@ -113,13 +147,13 @@ mod tests {
 
     #[test]
     fn the_line_has_command_options_and_key() {
-        let key = key();
+        let key = Subject::Key(key());
         let mut request = Request {
             binary: "/usr/bin/dromaius",
             key_name: "alice",
             config: None,
             pty: true,
-            public_key: &key,
+            subject: &key,
         };
         assert_eq!(
             line(&request).unwrap(),

@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 
 use super::{DomainPattern, MAX_TIMEOUT_SECS};
 use crate::action::{Action, ActionSet};
+use crate::expiry::Expiry;
 
 impl DomainPattern {
     /// Validates `text` and builds the pattern.
@@ -105,7 +106,9 @@ pub(super) struct RawConfig<'a> {
     pub hypervisors: Option<HypervisorMap<'a>>,
     pub timeout_secs: Option<TimeoutSecs>,
     pub syslog_socket: Option<AbsolutePath<'a>>,
+    pub idle_timeout_secs: Option<TimeoutSecs>,
     pub keys: Option<Keys<'a>>,
+    pub groups: Option<Groups<'a>>,
     pub allowed_hosts: Option<Vec<HostName<'a>>>,
 }
 
@@ -115,9 +118,14 @@ const FIELDS: &[&str] = &[
     "hypervisors",
     "timeout_secs",
     "syslog_socket",
+    "idle_timeout_secs",
     "keys",
+    "groups",
     "AllowedHosts",
 ];
+
+/// What a file of `dromaius.d` may hold.
+const DROP_IN_FIELDS: &[&str] = &["keys", "groups"];
 
 /// Reads [`RawConfig`]. Written out rather than derived because `keys` must be told which
 /// key's grants to check in place (a derive cannot pass that down); the rules are the
@@ -126,6 +134,10 @@ const FIELDS: &[&str] = &[
 pub(super) struct ConfigSeed<'k> {
     /// The kept key of a [`Reading::InPlace`]: every other key's grants are checked in place.
     pub in_place: Option<&'k str>,
+    /// A file of `dromaius.d`: it holds only `keys` and `groups`.
+    pub drop_in: bool,
+    /// The key names seen so far in every file read, as hashes (see [`KeysSeed`]).
+    pub seen: &'k mut SeenNames,
 }
 
 impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
@@ -156,10 +168,19 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
             hypervisors: None,
             timeout_secs: None,
             syslog_socket: None,
+            idle_timeout_secs: None,
             keys: None,
+            groups: None,
             allowed_hosts: None,
         };
+        let seen = self.seen;
         while let Some(Text(field)) = map.next_key()? {
+            if self.drop_in && !DROP_IN_FIELDS.contains(&&*field) {
+                return Err(de::Error::custom(format!(
+                    "a file of dromaius.d holds only `keys` and `groups`, not `{field}` (it \
+                     belongs in the main config)"
+                )));
+            }
             match &*field {
                 "virsh" => {
                     unset(&raw.virsh, "virsh")?;
@@ -184,11 +205,20 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
                     unset(&raw.syslog_socket, "syslog_socket")?;
                     raw.syslog_socket = Some(map.next_value()?);
                 }
+                "idle_timeout_secs" => {
+                    unset(&raw.idle_timeout_secs, "idle_timeout_secs")?;
+                    raw.idle_timeout_secs = Some(map.next_value()?);
+                }
                 "keys" => {
                     unset(&raw.keys, "keys")?;
                     raw.keys = Some(map.next_value_seed(KeysSeed {
                         in_place: self.in_place,
+                        seen: &mut *seen,
                     })?);
+                }
+                "groups" => {
+                    unset(&raw.groups, "groups")?;
+                    raw.groups = Some(map.next_value()?);
                 }
                 "AllowedHosts" => {
                     unset(&raw.allowed_hosts, "AllowedHosts")?;
@@ -211,6 +241,18 @@ pub(super) struct GrantFields<'a, P> {
     pub commands: Option<Commands>,
     #[serde(borrow, default, deserialize_with = "present")]
     pub connect: Option<Connect<'a>>,
+    #[serde(default, deserialize_with = "present")]
+    pub expires: Option<Expires>,
+}
+
+/// `expires`: see `crate::expiry`.
+pub(super) struct Expires(pub Expiry);
+
+impl<'de> Deserialize<'de> for Expires {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Text(text) = Text::deserialize(deserializer)?;
+        Expiry::parse(&text).map(Expires).map_err(de::Error::custom)
+    }
 }
 
 /// A grant the config keeps.
@@ -232,16 +274,25 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 /// which one wins, so a config that names a key twice does not say what it means.
 #[derive(Default)]
 pub(super) struct Keys<'a> {
-    pub entries: Vec<(Cow<'a, str>, Vec<&'a RawValue>)>,
+    /// Each kept entry's name and its list of grants as written (its place in the file is
+    /// the entry's place in file order).
+    pub entries: Vec<(Cow<'a, str>, &'a RawValue)>,
     /// The hypervisor names the grants checked in place refer to, each once: whether each
     /// is defined can only be known once the whole file is read.
     pub referenced: BTreeSet<Cow<'a, str>>,
 }
 
 struct KeysSeed<'k> {
-    /// Every key but this one is checked in place and left out of [`Keys`].
+    /// Every key but this one and the `@GROUP` entries is checked in place and left out of
+    /// [`Keys`].
     in_place: Option<&'k str>,
+    seen: &'k mut SeenNames,
 }
+
+/// Key names seen so far, across every file of a config, as 64-bit hashes: 8 bytes a key.
+/// One hash twice is one name written twice, or (about once in 2^64) two names; the
+/// reading that keeps every name tells which.
+pub(super) type SeenNames = HashSet<u64, BuildHasherDefault<Fnv1a>>;
 
 impl<'de> DeserializeSeed<'de> for KeysSeed<'_> {
     type Value = Keys<'de>;
@@ -259,30 +310,34 @@ impl<'de> Visitor<'de> for KeysSeed<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Keys<'de>, M::Error> {
-        // The names seen so far, as 64-bit hashes: 8 bytes a key, where a table of the names
-        // themselves was most of the fresh memory a 10,000-key config made the gateway touch.
-        // One hash twice is one name written twice, or (about once in 2^64) two names; the
-        // names kept tell which. The one-pass reading keeps one key's name, so there it
-        // gives up, and `check`'s reading, which keeps every name, decides.
-        let mut seen: HashSet<u64, BuildHasherDefault<Fnv1a>> = HashSet::default();
-        let mut keys: Vec<(Cow<'de, str>, Vec<&'de RawValue>)> = Vec::new();
+        // In one file a name twice is refused here; across files, where each entry is, is
+        // for the reading that keeps every name to say. The one-pass reading keeps few names,
+        // so on a repeated hash it gives up and that reading decides.
+        let mut keys: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
         let mut referenced = BTreeSet::new();
         while let Some(Text(name)) = map.next_key()? {
             if name.is_empty() {
                 return Err(de::Error::custom("a key name must not be empty"));
             }
+            if name == "@" {
+                return Err(de::Error::custom(
+                    "an entry for a group is `@` followed by the group's name",
+                ));
+            }
             let mut hash = Fnv1a::default();
             hash.write(name.as_bytes());
-            if !seen.insert(hash.finish())
+            if !self.seen.insert(hash.finish())
                 && (self.in_place.is_some() || keys.iter().any(|(kept, _)| *kept == name))
             {
                 return Err(de::Error::custom(format!("key {name:?} is named twice")));
             }
-            if self.in_place.is_some_and(|kept| kept != name) {
+            if self
+                .in_place
+                .is_some_and(|kept| kept != name && !name.starts_with('@'))
+            {
                 referenced.extend(map.next_value::<CheckedGrants>()?.0);
             } else {
-                let grants: Vec<&'de RawValue> = map.next_value()?;
-                keys.push((name, grants));
+                keys.push((name, map.next_value()?));
             }
         }
         Ok(Keys {
@@ -293,10 +348,9 @@ impl<'de> Visitor<'de> for KeysSeed<'_> {
 }
 
 /// The FNV-1a hash, of the key names seen so far and of those hashes in their set. Names
-/// come from the administrator's file, which is trusted, so there is no flood of colliding
-/// names to fear, and the standard SipHash was a tenth of the cost of reading a 10,000-key
-/// config.
-struct Fnv1a(u64);
+/// come from the administrator's files, which are trusted: there is no flood of colliding
+/// names to fear, and it costs a tenth of the standard SipHash.
+pub(super) struct Fnv1a(u64);
 
 impl Default for Fnv1a {
     fn default() -> Fnv1a {
@@ -358,6 +412,87 @@ impl<'de> Deserialize<'de> for CheckedObject<'de> {
             }
         }
         deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// `groups`: group name → its members, each entry with its list as written (for its place
+/// in the file). A group named twice in one file is refused here.
+pub(super) struct Groups<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Groups<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GroupsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for GroupsVisitor<'a> {
+            type Value = Groups<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of group names to lists of key names")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut groups: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::new();
+                while let Some(Text(name)) = map.next_key()? {
+                    check_group_name(&name).map_err(de::Error::custom)?;
+                    if groups.iter().any(|(seen, _)| *seen == name) {
+                        return Err(de::Error::custom(format!("group {name:?} is named twice")));
+                    }
+                    let members: &'de RawValue = map.next_value()?;
+                    serde_json::from_str::<Members>(members.get()).map_err(de::Error::custom)?;
+                    groups.push((name, members));
+                }
+                Ok(Groups(groups))
+            }
+        }
+        deserializer.deserialize_map(GroupsVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A group's name: letters, digits, `.`, `_`, `-`, `+` (its entry in `keys` is `@NAME`).
+fn check_group_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "group name {name:?} is not letters, digits, `.`, `_`, `-`, `+`"
+        ))
+    }
+}
+
+/// A group's members: key names, each once (a name need not be a key elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Members(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of key names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Members, A::Error> {
+                let mut members: Vec<String> = Vec::new();
+                while let Some(Text(name)) = seq.next_element()? {
+                    if name.is_empty()
+                        || name.chars().any(char::is_control)
+                        || name.starts_with('@')
+                    {
+                        return Err(de::Error::custom(format!(
+                            "{name:?} is not a key name (not empty, no control characters, \
+                             not starting with `@`: groups do not nest)"
+                        )));
+                    }
+                    if members.iter().any(|m| *m == name) {
+                        return Err(de::Error::custom(format!("the group lists {name:?} twice")));
+                    }
+                    members.push(name.into_owned());
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_seq(MembersVisitor)
     }
 }
 
@@ -563,6 +698,7 @@ validated_string!(HostName, |text| {
     Ok(())
 });
 
+/// `timeout_secs` and `idle_timeout_secs`.
 pub(super) struct TimeoutSecs(pub u64);
 
 impl<'de> Deserialize<'de> for TimeoutSecs {
@@ -570,7 +706,7 @@ impl<'de> Deserialize<'de> for TimeoutSecs {
         let secs = u64::deserialize(deserializer)?;
         if secs == 0 || secs > MAX_TIMEOUT_SECS {
             return Err(de::Error::custom(format!(
-                "timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+                "a timeout must be between 1 and {MAX_TIMEOUT_SECS} seconds"
             )));
         }
         Ok(TimeoutSecs(secs))

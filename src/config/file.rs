@@ -1,13 +1,66 @@
 //! Getting a config's bytes: a regular file, trusted (see `trust`) before a byte of it is
-//! read, at most [`MAX_CONFIG_BYTES`] of it, and UTF-8.
+//! read, at most [`MAX_CONFIG_BYTES`] of it, and UTF-8; then the same for every file of
+//! `dromaius.d` beside it, and for the directory itself.
 //!
 //! [`read_bounded`] is the one bounded read of the program; the administrator's subcommands
 //! read `authorized_keys` and public keys with it too.
 
 use std::io::Read;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-use super::{ConfigError, MAX_CONFIG_BYTES};
+use super::{ConfigError, MAX_CONFIG_BYTES, drop_in_dir};
+
+/// The most all the files of one config may hold together.
+const MAX_TOTAL_BYTES: u64 = 4 * MAX_CONFIG_BYTES;
+
+/// The config at `path` and every file of `dromaius.d` beside it: each `*.json` whose name
+/// does not start with `.`, in byte order of their names. No `dromaius.d` is no drop-ins;
+/// one that cannot be trusted or read refuses everything, as the config itself would.
+pub(super) fn read_config_and_drop_ins(path: &Path) -> Result<Vec<(PathBuf, String)>, ConfigError> {
+    let main = read_config(path)?;
+    let mut total = main.len() as u64;
+    let mut files = vec![(path.to_owned(), main)];
+    let dir = drop_in_dir(path);
+    let refused = |reason: String| ConfigError::whole_file(&dir, reason);
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        Err(e) => return Err(refused(format!("cannot read: {e}"))),
+        Ok(_) => {}
+    }
+    let handle = std::fs::File::open(&dir).map_err(|e| refused(format!("cannot open: {e}")))?;
+    let is_dir = handle.metadata().map(|m| m.is_dir()).unwrap_or(false);
+    if !is_dir {
+        return Err(refused("not a directory".into()));
+    }
+    crate::trust::check(&dir, &handle).map_err(|e| refused(e.to_string()))?;
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| refused(format!("cannot list: {e}")))? {
+        let entry = entry.map_err(|e| refused(format!("cannot list: {e}")))?;
+        let name = entry.file_name().as_bytes().to_vec();
+        if name.ends_with(b".json") && !name.starts_with(b".") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    for name in names {
+        let file = dir.join(std::ffi::OsStr::from_bytes(&name));
+        let text = read_drop_in(&file)?;
+        total += text.len() as u64;
+        if total > MAX_TOTAL_BYTES {
+            return Err(ConfigError::whole_file(
+                &file,
+                format!(
+                    "the config and dromaius.d hold more than {} MiB together; refused",
+                    MAX_TOTAL_BYTES / 1024 / 1024
+                ),
+            ));
+        }
+        files.push((file, text));
+    }
+    Ok(files)
+}
 
 /// Reads the config at `path` as text, refusing it whole (no line) when it cannot be.
 pub(super) fn read_config(path: &Path) -> Result<String, ConfigError> {
@@ -29,10 +82,52 @@ pub(super) fn read_config(path: &Path) -> Result<String, ConfigError> {
         usize::try_from(expected).unwrap_or(0),
     )
     .map_err(refused)?;
+    utf8(path, bytes)
+}
+
+/// Reads a file of `dromaius.d`, whose directory (and every one above it) was checked: a
+/// regular file there needs only its own check; a symlink goes the whole way again.
+fn read_drop_in(path: &Path) -> Result<String, ConfigError> {
+    let refused = |reason: String| ConfigError::whole_file(path, reason);
+    let seen = std::fs::symlink_metadata(path).map_err(|e| refused(format!("cannot read: {e}")))?;
+    if !seen.file_type().is_file() {
+        return read_config(path);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(|e| refused(format!("cannot open: {e}")))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| refused(format!("cannot read: {e}")))?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) || !opened.is_file() {
+        return Err(refused("changed while it was being checked".into()));
+    }
+    let entry = crate::trust::Entry {
+        path: path.to_owned(),
+        kind: crate::trust::Kind::File,
+        uid: opened.uid(),
+        mode: opened.mode() & 0o7777,
+    };
+    crate::trust::judge(&[entry], crate::trust::running_uid())
+        .map_err(|e| refused(e.to_string()))?;
+    let expected = opened.len().min(MAX_CONFIG_BYTES) + 1;
+    let bytes = read_bounded(
+        file,
+        MAX_CONFIG_BYTES,
+        usize::try_from(expected).unwrap_or(0),
+    )
+    .map_err(refused)?;
+    utf8(path, bytes)
+}
+
+/// The bytes of a config file as text, or where they stop being UTF-8.
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-        refused(format!("line {line}: not valid UTF-8"))
+        ConfigError::whole_file(path, format!("line {line}: not valid UTF-8"))
     })
 }
 

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::action::ActionSet;
+use crate::expiry::Expiry;
 
 pub use file::read_bounded;
 
@@ -44,6 +45,12 @@ pub struct Config {
     pub connect: Vec<HypervisorId>,
     pub timeout: Duration,
     pub syslog_socket: PathBuf,
+    /// `idle_timeout_secs`: how long a prompt may wait for a line.
+    pub idle_timeout: Option<Duration>,
+    /// The files it was read from: the main one, then those of `dromaius.d`, in order.
+    pub files: Vec<PathBuf>,
+    /// `groups`, from every file, in file order.
+    pub groups: Vec<Group>,
     /// Every hypervisor the kept grants and the top level name; grants point into it.
     pub hypervisors: Vec<Hypervisor>,
     /// Key name → its grants, in file order.
@@ -97,14 +104,29 @@ fn without_user_info(uri: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HypervisorId(usize);
 
-/// One entry of a key's list: these domains, these commands, on these hypervisors.
+/// One entry of a key's list: these domains, these commands, on these hypervisors, until
+/// then.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub domains: Vec<DomainPattern>,
     pub commands: ActionSet,
     /// The grant's own `connect`; `None` means the top-level one.
     pub connect: Option<Vec<HypervisorId>>,
-    /// 1-based line of the grant's opening brace, for `explain` and `check`.
+    /// `expires`: from then on the grant matches nothing.
+    pub expires: Option<Expiry>,
+    /// The group whose `@GROUP` entry holds the grant, if it is not the key's own.
+    pub group: Option<String>,
+    /// Which of [`Config::files`] it is in, and the 1-based line of its opening brace.
+    pub file: usize,
+    pub line: usize,
+}
+
+/// A group of `groups`: its members, and where it is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub members: Vec<String>,
+    pub file: usize,
     pub line: usize,
 }
 
@@ -148,6 +170,15 @@ impl Config {
             .iter()
             .position(|h| h.uri == uri)
             .map(HypervisorId)
+    }
+
+    /// `FILE:LINE` of a grant, for people.
+    pub fn place_of(&self, grant: &Grant) -> String {
+        let file = self.files.get(grant.file).map_or_else(
+            || "?".to_owned(),
+            |f| crate::escape::escape(&f.to_string_lossy()),
+        );
+        format!("{file}:{}", grant.line)
     }
 
     /// The URIs a grant acts through, for people: `explain` and `check`.
@@ -203,14 +234,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Like [`load`], but a config whose grants hold several mistakes is refused with all of
 /// them (`check` shows every one). A file that is not JSON stops at its first error.
 pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let text = file::read_config(path).map_err(|error| vec![error])?;
-    parse_all(&text, path)
+    let texts = file::read_config_and_drop_ins(path).map_err(|error| vec![error])?;
+    parse_files_all(&texts)
 }
 
 /// The gateway's [`load`]: every grant is validated, only `key`'s are kept.
 pub fn load_for_key(path: &Path, key: &str) -> Result<Config, ConfigError> {
-    let text = file::read_config(path)?;
-    parse_for_key(&text, path, key)
+    let texts = file::read_config_and_drop_ins(path)?;
+    parse_files_for_key(&texts, key)
+}
+
+/// The directory of drop-in files beside the config at `path`: `dromaius.d`.
+pub fn drop_in_dir(path: &Path) -> PathBuf {
+    path.parent().unwrap_or(Path::new(".")).join("dromaius.d")
 }
 
 /// Validates config text, keeping every key; `file` is only used in errors. Pure.
@@ -221,7 +257,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
 /// Like [`parse`], with every refused grant reported (each grant is read on its own, so a
 /// mistake in one does not hide a mistake in the next).
 pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
-    read::read(text, file, read::Reading::GrantByGrant { only: None })
+    parse_files_all(&[(file.to_owned(), text.to_owned())])
+}
+
+/// [`parse_all`] of a main config and its drop-ins (path and text of each, main first).
+pub fn parse_files_all(files: &[(PathBuf, String)]) -> Result<Config, Vec<ConfigError>> {
+    read::read(files, read::Reading::GrantByGrant { only: None })
 }
 
 /// [`parse`] for a gateway that serves `key`: every grant of every key is validated all the
@@ -233,8 +274,13 @@ pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
 /// `check` does and with its words. The one-pass reading must never accept what `check`
 /// refuses: a property test and the config fuzz target hold it to that.
 pub fn parse_for_key(text: &str, file: &Path, key: &str) -> Result<Config, ConfigError> {
-    read::read(text, file, read::Reading::InPlace { kept: key })
-        .or_else(|_| read::read(text, file, read::Reading::GrantByGrant { only: Some(key) }))
+    parse_files_for_key(&[(file.to_owned(), text.to_owned())], key)
+}
+
+/// [`parse_for_key`] of a main config and its drop-ins.
+pub fn parse_files_for_key(files: &[(PathBuf, String)], key: &str) -> Result<Config, ConfigError> {
+    read::read(files, read::Reading::InPlace { kept: key })
+        .or_else(|_| read::read(files, read::Reading::GrantByGrant { only: Some(key) }))
         .map_err(first)
 }
 

@@ -12,16 +12,20 @@
 //! The in-place reading must never accept what the grant-by-grant reading refuses; a
 //! property test below and the config fuzz target hold it to that.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::de::DeserializeSeed;
+use serde_json::value::RawValue;
 
-use super::de::{CheckedGrant, ConfigSeed, Connect, RawGrant, is_uri};
+use super::de::{
+    CheckedGrant, ConfigSeed, Connect, Members, RawConfig, RawGrant, SeenNames, is_uri,
+};
 use super::{
     Config, ConfigError, DEFAULT_CONNECT, DEFAULT_SYSLOG_SOCKET, DEFAULT_TIMEOUT_SECS,
-    DEFAULT_VIRSH, Grant, Hypervisor, HypervisorId,
+    DEFAULT_VIRSH, Grant, Group, Hypervisor, HypervisorId,
 };
 use crate::action::ActionSet;
 
@@ -34,79 +38,208 @@ pub(super) enum Reading<'k> {
     InPlace { kept: &'k str },
 }
 
-/// Reads `text` as a config; `file` names it in errors.
+/// Reads a config: `files` are the main file and then those of `dromaius.d`, each its path
+/// (named in errors) and its text.
 pub(super) fn read(
-    text: &str,
-    file: &Path,
+    files: &[(PathBuf, String)],
     reading: Reading<'_>,
 ) -> Result<Config, Vec<ConfigError>> {
-    let at = |line: usize, column: usize, reason: String| ConfigError {
-        file: file.to_owned(),
-        line,
-        column,
-        reason,
-    };
-    let from_json = |e: serde_json::Error| vec![at(e.line(), e.column(), describe(&e))];
-
-    // serde's derive would also take a struct written as a JSON array; a config that is not
-    // an object is the wrong type, so refuse it before serde sees it.
-    if !text.trim_start().starts_with('{') {
-        let (line, column) = Positions::new(text).of(text.trim_start());
-        return Err(vec![at(
-            line,
-            column,
-            "the config must be a JSON object".into(),
-        )]);
-    }
     let (only, in_place) = match reading {
         Reading::GrantByGrant { only } => (only, None),
         Reading::InPlace { kept } => (Some(kept), Some(kept)),
     };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let raw = ConfigSeed { in_place }
+    let at = |file: usize, line: usize, column: usize, reason: String| ConfigError {
+        file: files
+            .get(file)
+            .map(|(path, _)| path.clone())
+            .unwrap_or_default(),
+        line,
+        column,
+        reason,
+    };
+    let mut positions: Vec<Positions<'_>> =
+        files.iter().map(|(_, text)| Positions::new(text)).collect();
+
+    let mut seen = SeenNames::default();
+    let mut raws = Vec::with_capacity(files.len());
+    for (index, (_, text)) in files.iter().enumerate() {
+        // serde's derive would also take a struct written as a JSON array; a config that is
+        // not an object is the wrong type, so refuse it before serde sees it.
+        if !text.trim_start().starts_with('{') {
+            let (line, column) = Positions::new(text).of(text.trim_start());
+            let what = if index == 0 {
+                "the config"
+            } else {
+                "a file of dromaius.d"
+            };
+            return Err(vec![at(
+                index,
+                line,
+                column,
+                format!("{what} must be a JSON object"),
+            )]);
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let raw = ConfigSeed {
+            in_place,
+            drop_in: index > 0,
+            seen: &mut seen,
+        }
         .deserialize(&mut deserializer)
         .and_then(|raw| deserializer.end().map(|()| raw))
-        .map_err(from_json)?;
-    if raw.keys.is_none() && raw.allowed_hosts.is_none() {
+        .map_err(|e| vec![at(index, e.line(), e.column(), describe(&e))])?;
+        raws.push(raw);
+    }
+    let mut raws = raws.into_iter();
+    let Some(RawConfig {
+        virsh,
+        connect: top_connect,
+        hypervisors: named,
+        timeout_secs,
+        syslog_socket,
+        idle_timeout_secs,
+        keys: main_keys,
+        groups: main_groups,
+        allowed_hosts,
+    }) = raws.next()
+    else {
+        return Err(vec![at(0, 0, 0, "no config file".into())]);
+    };
+    // Every file's key entries and groups, with the file they are in.
+    let mut per_file = vec![(0, main_keys, main_groups)];
+    per_file.extend(
+        raws.enumerate()
+            .map(|(index, raw)| (index + 1, raw.keys, raw.groups)),
+    );
+    if per_file.iter().all(|(_, keys, _)| keys.is_none()) && allowed_hosts.is_none() {
         return Err(vec![at(
+            0,
             1,
             1,
             "a config needs `keys`, `AllowedHosts` or both".into(),
         )]);
     }
 
-    let mut positions = Positions::new(text);
     let mut hypervisors = Registry::default();
-    for (name, uri) in raw.hypervisors.iter().flat_map(|map| &map.0) {
+    for (name, uri) in named.iter().flat_map(|map| &map.0) {
         hypervisors.0.push(Hypervisor {
             name: Some(name.to_string()),
             uri: uri.to_string(),
         });
     }
-    let connect = match raw.connect {
+    let connect = match top_connect {
         None => vec![hypervisors.id_of_uri(DEFAULT_CONNECT)],
         Some(value) => {
             // Its rules were checked where it stands; what is left is whether its names exist.
             let entries: Connect<'_> =
-                serde_json::from_str(value.get()).map_err(|e| vec![at(1, 1, describe(&e))])?;
+                serde_json::from_str(value.get()).map_err(|e| vec![at(0, 1, 1, describe(&e))])?;
             hypervisors.resolve(&entries).map_err(|reason| {
-                let (line, column) = positions.of(value.get());
-                vec![at(line, column, reason)]
+                let (line, column) = positions[0].of(value.get());
+                vec![at(0, line, column, reason)]
             })?
         }
     };
-    let keys_read = raw.keys.unwrap_or_default();
-    // The names that grants checked in place refer to must exist too; if one does not, the
-    // grant-by-grant reading says where.
-    if let Some(name) = keys_read.referenced.iter().find(|n| !hypervisors.knows(n)) {
-        return Err(vec![at(1, 1, unknown_hypervisor(name))]);
+
+    // Groups from every file, each defined once.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut entries: Vec<(usize, Cow<'_, str>, &RawValue)> = Vec::new();
+    let mut referenced = BTreeSet::new();
+    for (file, keys, file_groups) in per_file {
+        for (name, members) in file_groups.map(|g| g.0).unwrap_or_default() {
+            let (line, column) = positions[file].of(members.get());
+            if let Some(first) = groups.iter().find(|g| g.name == *name) {
+                return Err(vec![at(
+                    file,
+                    line,
+                    column,
+                    format!(
+                        "group {name:?} is defined twice: at {}:{} and here",
+                        shown(files, first.file),
+                        first.line
+                    ),
+                )]);
+            }
+            let Members(members) = serde_json::from_str(members.get())
+                .map_err(|e| vec![at(file, line, column, describe(&e))])?;
+            groups.push(Group {
+                name: name.into_owned(),
+                members,
+                file,
+                line,
+            });
+        }
+        if let Some(keys) = keys {
+            referenced.extend(keys.referenced);
+            entries.extend(
+                keys.entries
+                    .into_iter()
+                    .map(|(name, list)| (file, name, list)),
+            );
+        }
     }
-    let mut keys = HashMap::new();
+    // The names that grants checked in place refer to must exist; if one does not, the
+    // grant-by-grant reading says where.
+    if let Some(name) = referenced.iter().find(|n| !hypervisors.knows(n)) {
+        return Err(vec![at(0, 1, 1, unknown_hypervisor(name))]);
+    }
+
+    // Each entry, once, of a defined group if it is `@GROUP`; and which of them are kept.
+    let mut placed: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut kept_entries = Vec::new();
+    for (file, name, list) in &entries {
+        let (line, column) = positions[*file].of(list.get());
+        let group = name.strip_prefix('@');
+        if let Some((first_file, first_line)) = placed.insert(name, (*file, line)) {
+            let what = match group {
+                Some(group) => format!("the entry for group {group:?}"),
+                None => format!("key {name:?}"),
+            };
+            return Err(vec![at(
+                *file,
+                line,
+                column,
+                format!(
+                    "{what} is defined twice: at {}:{first_line} and here",
+                    shown(files, first_file)
+                ),
+            )]);
+        }
+        let members = match group {
+            Some(group) => match groups.iter().find(|g| g.name == group) {
+                Some(defined) => Some(&defined.members),
+                None => {
+                    return Err(vec![at(
+                        *file,
+                        line,
+                        column,
+                        format!("`@{group}` names no group of `groups`"),
+                    )]);
+                }
+            },
+            None => None,
+        };
+        let kept = match (only, members) {
+            (None, _) => true,
+            (Some(key), Some(members)) => members.iter().any(|m| m == key),
+            (Some(key), None) => key == name,
+        };
+        kept_entries.push((*file, name, *list, group, kept));
+    }
+
+    // Every grant of every entry, read by its rules; those of kept entries built.
+    let mut built: Vec<(Entry<'_>, Vec<Grant>)> = Vec::new();
     let mut errors = Vec::new();
-    for (name, raw_grants) in keys_read.entries {
-        let kept = only.is_none_or(|key| key == name);
-        let mut grants = Vec::with_capacity(if kept { raw_grants.len() } else { 0 });
-        for raw_grant in raw_grants {
+    for (file, name, list, group, kept) in kept_entries {
+        let grants_raw: Vec<&RawValue> = match serde_json::from_str(list.get()) {
+            Ok(grants) => grants,
+            Err(e) => {
+                let (line, column) = positions[file].of(list.get());
+                errors.push(at(file, line, column, describe(&e)));
+                continue;
+            }
+        };
+        let mut grants = Vec::with_capacity(if kept { grants_raw.len() } else { 0 });
+        for raw_grant in grants_raw {
             let grant = raw_grant.get();
             let refused = if !grant.starts_with('{') {
                 Some((0, 1, "a grant must be a JSON object".to_owned()))
@@ -116,11 +249,14 @@ pub(super) fn read(
                         let connect = raw.connect.map(|c| hypervisors.resolve(&c)).transpose();
                         match connect {
                             Ok(connect) => {
-                                let (line, _) = positions.of(grant);
+                                let (line, _) = positions[file].of(grant);
                                 grants.push(Grant {
                                     domains: raw.domains.0,
                                     commands: raw.commands.map_or(ActionSet::DEFAULT, |c| c.0),
                                     connect,
+                                    expires: raw.expires.map(|e| e.0),
+                                    group: group.map(str::to_owned),
+                                    file,
                                     line,
                                 });
                                 None
@@ -142,40 +278,88 @@ pub(super) fn read(
             };
             if let Some((lines_in, column_in, reason)) = refused {
                 // serde_json counts from the start of the grant; count from the file's.
-                let (line, column) = positions.of(grant);
+                let (line, column) = positions[file].of(grant);
                 let column = if lines_in == 0 {
                     column + column_in - 1
                 } else {
                     column_in
                 };
-                errors.push(at(line + lines_in, column, reason));
+                errors.push(at(file, line + lines_in, column, reason));
             }
         }
         if kept {
-            keys.insert(name.into_owned(), grants);
+            // A group's grants (each marked with its group) go to every member below.
+            built.push((group.map_or(Entry::Key(name), Entry::Group), grants));
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
 
+    // Each key's grants: its own entry's and those of the groups it is in, in file order.
+    let mut keys: HashMap<String, Vec<Grant>> = HashMap::new();
+    for (entry, grants) in built {
+        match entry {
+            Entry::Key(key) => keys.entry(key.to_owned()).or_default().extend(grants),
+            Entry::Group(group) => {
+                let members = groups
+                    .iter()
+                    .filter(|g| g.name == group)
+                    .flat_map(|g| &g.members);
+                for member in members {
+                    if only.is_none_or(|key| key == member) {
+                        keys.entry(member.clone())
+                            .or_default()
+                            .extend(grants.iter().cloned());
+                    }
+                }
+            }
+        }
+    }
+    // A member is a key even with no grants; entries in file order decide the order of
+    // grants, which `extend` kept within each entry: sort the entries' grants by place.
+    for group in &groups {
+        for member in &group.members {
+            if only.is_none_or(|key| key == member) {
+                keys.entry(member.clone()).or_default();
+            }
+        }
+    }
+    for grants in keys.values_mut() {
+        grants.sort_by_key(|g| (g.file, g.line));
+    }
+
     Ok(Config {
-        virsh: raw
-            .virsh
-            .map_or_else(|| PathBuf::from(DEFAULT_VIRSH), |p| PathBuf::from(&*p.0)),
+        virsh: virsh.map_or_else(|| PathBuf::from(DEFAULT_VIRSH), |p| PathBuf::from(&*p.0)),
         connect,
-        timeout: Duration::from_secs(raw.timeout_secs.map_or(DEFAULT_TIMEOUT_SECS, |t| t.0)),
-        syslog_socket: raw.syslog_socket.map_or_else(
+        timeout: Duration::from_secs(timeout_secs.map_or(DEFAULT_TIMEOUT_SECS, |t| t.0)),
+        syslog_socket: syslog_socket.map_or_else(
             || PathBuf::from(DEFAULT_SYSLOG_SOCKET),
             |p| PathBuf::from(&*p.0),
         ),
+        idle_timeout: idle_timeout_secs.map(|t| Duration::from_secs(t.0)),
+        files: files.iter().map(|(path, _)| path.clone()).collect(),
+        groups,
         hypervisors: hypervisors.0,
         keys,
-        allowed_hosts: raw
-            .allowed_hosts
+        allowed_hosts: allowed_hosts
             .map(|hosts| hosts.into_iter().map(|h| h.0.into_owned()).collect())
             .unwrap_or_default(),
     })
+}
+
+/// Whose a kept entry's grants are.
+enum Entry<'a> {
+    Key(&'a str),
+    Group(&'a str),
+}
+
+/// A config file's name for a message.
+fn shown(files: &[(PathBuf, String)], file: usize) -> String {
+    files.get(file).map_or_else(
+        || "?".to_owned(),
+        |(path, _)| crate::escape::escape(&path.to_string_lossy()),
+    )
 }
 
 /// The hypervisors a config names: those of `hypervisors` first, in file order, then each
@@ -312,6 +496,7 @@ mod tests {
     use super::*;
     use crate::action::Action;
     use crate::config::{DomainPattern, parse, parse_all, parse_for_key};
+    use std::path::Path;
     use std::time::Duration;
 
     fn parse_ok(text: &str) -> Config {
@@ -387,6 +572,9 @@ mod tests {
                 domains: Vec::new(),
                 commands: ActionSet::DEFAULT,
                 connect: None,
+                expires: None,
+                group: None,
+                file: 0,
                 line: 0,
             }),
             [DEFAULT_CONNECT]
@@ -777,7 +965,8 @@ mod tests {
                 let file = Path::new("t.json");
                 let all = parse_all(&text, file);
                 for key in ["a", "b", "c", "", "a\nb", "absent"] {
-                    let in_place = read(&text, file, Reading::InPlace { kept: key });
+                    let files = [(file.to_owned(), text.clone())];
+                    let in_place = read(&files, Reading::InPlace { kept: key });
                     prop_assert_eq!(in_place.is_ok(), all.is_ok(), "{} for {:?}", text, key);
                     match (&all, parse_for_key(&text, file, key)) {
                         (Ok(all), Ok(one)) => {
