@@ -24,7 +24,12 @@ fn kept(config: &Config, key: &str) -> Option<Vec<String>> {
             .iter()
             .map(|g| {
                 let domains: Vec<&str> = g.domains.iter().map(DomainPattern::text).collect();
-                format!("{domains:?} {:?} {:?} {}", g.commands, config.uris_of(g), g.line)
+                format!(
+                    "{domains:?} {:?} {:?} {}",
+                    g.commands,
+                    config.uris_of(g),
+                    g.line
+                )
             })
             .collect()
     })
