@@ -59,8 +59,23 @@ pub struct Record<'a> {
     pub reason: Option<&'a str>,
     /// The hypervisor an action acted on, when it did.
     pub hypervisor: Option<&'a str>,
+    /// For `display`, which has two records: its start, or its end and what passed.
+    pub relay: Option<Relay<'a>>,
     /// Which key (or certificate) logged in, when sshd says (`ExposeAuthInfo`).
     pub identity: Option<&'a Identity>,
+}
+
+/// The two moments of a relayed display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay<'a> {
+    /// Connected to the domain's display at `endpoint`; the relay begins.
+    Start { endpoint: &'a str },
+    /// The relay is over: bytes each way and how long it lasted.
+    End {
+        to_guest: u64,
+        to_viewer: u64,
+        lasted: Duration,
+    },
 }
 
 impl Record<'_> {
@@ -86,6 +101,22 @@ impl Record<'_> {
         if let Some(hypervisor) = self.hypervisor {
             let hypervisor = escape_truncated(hypervisor.as_bytes(), MAX_FIELD_BYTES);
             message.push_str(&format!(" hypervisor=\"{hypervisor}\""));
+        }
+        match self.relay {
+            Some(Relay::Start { endpoint }) => {
+                let endpoint = escape_truncated(endpoint.as_bytes(), MAX_FIELD_BYTES);
+                message.push_str(&format!(" relay=\"start\" endpoint=\"{endpoint}\""));
+            }
+            Some(Relay::End {
+                to_guest,
+                to_viewer,
+                lasted,
+            }) => message.push_str(&format!(
+                " relay=\"end\" bytes_to_guest={to_guest} bytes_to_viewer={to_viewer} \
+                 duration_ms={}",
+                lasted.as_millis()
+            )),
+            None => {}
         }
         if let Some(identity) = self.identity {
             let fingerprint = escape_truncated(identity.fingerprint.as_bytes(), MAX_FIELD_BYTES);
@@ -224,8 +255,43 @@ mod tests {
             outcome: 0,
             reason: None,
             hypervisor: None,
+            relay: None,
             identity: None,
         }
+    }
+
+    #[test]
+    fn a_display_has_a_start_and_an_end_record() {
+        let start = Record {
+            relay: Some(Relay::Start {
+                endpoint: "127.0.0.1:5900",
+            }),
+            ..record(b"display", Some("web1"))
+        };
+        assert!(
+            start
+                .message()
+                .ends_with(" outcome=0 relay=\"start\" endpoint=\"127.0.0.1:5900\""),
+            "{}",
+            start.message()
+        );
+        let end = Record {
+            reason: Some("viewer closed"),
+            relay: Some(Relay::End {
+                to_guest: 12,
+                to_viewer: 3456,
+                lasted: Duration::from_millis(7890),
+            }),
+            ..record(b"display", Some("web1"))
+        };
+        assert!(
+            end.message().ends_with(
+                " reason=\"viewer closed\" relay=\"end\" bytes_to_guest=12 \
+                 bytes_to_viewer=3456 duration_ms=7890"
+            ),
+            "{}",
+            end.message()
+        );
     }
 
     #[test]

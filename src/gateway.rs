@@ -7,19 +7,22 @@
 //! words, which exit status, what `list`, `help` and completion may show.
 
 use std::cell::{Cell, Ref, RefCell};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::action::{Action, ActionSet};
+use crate::action::{Action, ActionSet, Needs};
 use crate::audit::{self, Audit, Record};
 use crate::config::{Config, Hypervisor, HypervisorId};
 use crate::error::{self, Error, Status};
 use crate::escape::escape;
+use crate::graphics;
 use crate::hypervisor::{Fault, Libvirt, Target};
 use crate::identity::Identity;
 use crate::lookup;
 use crate::output::say;
 use crate::policy::{self, Allowed, DenyReason, Judgement, Subject};
+use crate::relay;
 use crate::request::{ParseError, Verb};
 use crate::session::{Handled, Line};
 
@@ -27,11 +30,14 @@ use crate::session::{Handled, Line};
 /// a stuck libvirt is worse than no completion.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether stdin and stdout are terminals: `console` needs one on stdin.
+/// The SSH channel the requests come on: whether its ends are terminals, and whether it
+/// carries one request only. `console` needs a terminal on stdin, `screenshot` a stdout
+/// that is not one, `display` a one-shot channel with neither (see `action::Needs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Terminal {
-    pub stdin: bool,
-    pub stdout: bool,
+pub struct Channel {
+    pub stdin_is_terminal: bool,
+    pub stdout_is_terminal: bool,
+    pub one_shot: bool,
 }
 
 /// Who is asking, from where, and under which config.
@@ -52,16 +58,18 @@ pub struct Gateway<'a> {
     identity: Option<Identity>,
     libvirt: &'a dyn Libvirt,
     audit: Audit,
-    terminal: Terminal,
+    channel: Channel,
 }
 
-/// What carrying out a request produced: text for stdout, how it ended, and where it
-/// acted.
+/// What carrying out a request produced: text for stdout, how it ended, where it acted,
+/// and for an attachment how it ended and what passed (for the audit).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Reply {
     pub shown: String,
     pub result: Result<(), Error>,
     pub acted_on: Option<HypervisorId>,
+    pub ended: Option<&'static str>,
+    pub traffic: Option<relay::Traffic>,
 }
 
 impl Reply {
@@ -70,31 +78,29 @@ impl Reply {
             shown,
             result: Ok(()),
             acted_on: None,
+            ended: None,
+            traffic: None,
         }
     }
 
     fn failed(error: Error) -> Reply {
         Reply {
-            shown: String::new(),
             result: Err(error),
-            acted_on: None,
+            ..Reply::done(String::new())
         }
     }
-}
 
-impl From<(Result<String, Error>, Option<HypervisorId>)> for Reply {
-    fn from((result, acted_on): (Result<String, Error>, Option<HypervisorId>)) -> Reply {
-        match result {
-            Ok(shown) => Reply {
-                shown,
-                result: Ok(()),
-                acted_on,
-            },
-            Err(error) => Reply {
-                shown: String::new(),
-                result: Err(error),
-                acted_on,
-            },
+    /// The reply of an action that reached a hypervisor (or tried to).
+    fn acted(result: Result<String, Error>, acted_on: Option<HypervisorId>) -> Reply {
+        let ended = matches!(result, Err(Error::Revoked(_))).then_some("revoked while attached");
+        let reply = match result {
+            Ok(shown) => Reply::done(shown),
+            Err(error) => Reply::failed(error),
+        };
+        Reply {
+            acted_on,
+            ended,
+            ..reply
         }
     }
 }
@@ -109,7 +115,7 @@ impl<'a> Gateway<'a> {
         client: Option<String>,
         identity: Option<Identity>,
         libvirt: &'a dyn Libvirt,
-        terminal: Terminal,
+        channel: Channel,
     ) -> Gateway<'a> {
         Gateway {
             audit: Audit::connect(&config.syslog_socket),
@@ -121,7 +127,7 @@ impl<'a> Gateway<'a> {
             client,
             identity,
             libvirt,
-            terminal,
+            channel,
         }
     }
 
@@ -154,6 +160,7 @@ impl<'a> Gateway<'a> {
                     outcome: Status::Config.code(),
                     reason: Some("config refused"),
                     hypervisor: None,
+                    relay: None,
                     identity: self.identity.as_ref(),
                 });
                 Err(Handled {
@@ -188,9 +195,7 @@ impl<'a> Gateway<'a> {
                 error.status()
             }
         };
-        let ended =
-            matches!(reply.result, Err(Error::Revoked(_))).then_some("revoked while attached");
-        self.record(line, &judgement, status, reply.acted_on, ended);
+        self.record(line, &judgement, status, &reply);
         Some(Handled {
             status,
             end_session: judgement == Judgement::Session(Verb::Exit) || crate::sys::hung_up(),
@@ -207,47 +212,172 @@ impl<'a> Gateway<'a> {
             Judgement::Session(Verb::Exit) => Reply::done(String::new()),
             Judgement::Session(Verb::Help) => Reply::done(help_text(subject)),
             Judgement::Session(_) => self.list(subject),
-            Judgement::Allowed(allowed) => self.act(allowed).into(),
+            Judgement::Allowed(allowed) => self.act(allowed),
         }
     }
 
     /// Carries out an allowed action; says where it acted (for the audit).
-    fn act(&self, allowed: &Allowed<'_>) -> (Result<String, Error>, Option<HypervisorId>) {
+    fn act(&self, allowed: &Allowed<'_>) -> Reply {
         let Allowed { action, domain, .. } = allowed;
-        if action.is_interactive() && !self.terminal.stdin {
-            let error = Error::Failed(
-                "console needs a terminal: connect with ssh -t (and the key needs the pty option)"
-                    .into(),
-            );
-            return (Err(error), None);
+        if let Err(error) = self.fits_channel(*action, domain) {
+            return Reply::failed(error);
         }
         let (id, target, left) = match self.locate(allowed) {
             Ok(located) => located,
-            Err(error) => return (Err(error), None),
+            Err(error) => return Reply::failed(error),
         };
         let config = self.config();
         let at = config.hypervisor(id);
         let fleet = allowed.hypervisors.len() > 1;
         let explain = |fault| self.explain(fault, action.name(), domain, fleet.then_some(at));
-        let result = if action.is_interactive() {
-            let watch = Attached {
-                config_path: &self.config_path,
-                key: &self.key,
-                bound: self.bound.as_deref(),
-                action: *action,
-                domain,
-                at,
-            };
-            self.libvirt
+        let watch = Attached {
+            config_path: &self.config_path,
+            key: &self.key,
+            bound: self.bound.as_deref(),
+            action: *action,
+            domain,
+            at,
+        };
+        let deadline = Instant::now() + left;
+        let result = match action {
+            Action::Console => self
+                .libvirt
                 .console(at, &target, &watch)
                 .map(|()| String::new())
-                .map_err(explain)
-        } else {
-            self.libvirt
-                .act(at, *action, &target, Instant::now() + left)
-                .map_err(explain)
+                .map_err(explain),
+            Action::Display => return self.display(allowed, id, &target, deadline, &watch),
+            Action::Screenshot => self
+                .libvirt
+                .screenshot(at, &target, deadline, &mut std::io::stdout().lock())
+                .map(|_| String::new())
+                .map_err(explain),
+            _ => self
+                .libvirt
+                .act(at, *action, &target, deadline)
+                .map_err(explain),
         };
-        (result, Some(id))
+        Reply::acted(result, Some(id))
+    }
+
+    /// Refuses, before anything runs, an action the channel cannot carry.
+    fn fits_channel(&self, action: Action, domain: &str) -> Result<(), Error> {
+        let channel = self.channel;
+        let shown = escape(domain);
+        let why = match action.needs() {
+            Needs::Nothing => return Ok(()),
+            Needs::Terminal if channel.stdin_is_terminal => return Ok(()),
+            Needs::Terminal => {
+                "console needs a terminal: connect with ssh -t (and the key needs the pty option)"
+                    .to_owned()
+            }
+            Needs::FileOrPipe if !channel.stdout_is_terminal => return Ok(()),
+            Needs::FileOrPipe => format!(
+                "screenshot writes an image to stdout, which is a terminal here: redirect it \
+                 to a file, e.g. ssh dromaius@HOST screenshot {shown} > {shown}.png"
+            ),
+            Needs::RawChannel if !channel.one_shot => format!(
+                "display is a request of its own: ssh -T dromaius@HOST display {shown}, \
+                 started by a VNC viewer's helper (see the README), not at the prompt"
+            ),
+            Needs::RawChannel if channel.stdin_is_terminal || channel.stdout_is_terminal => {
+                format!(
+                    "display needs the channel to itself without a terminal: connect with \
+                     ssh -T dromaius@HOST display {shown}"
+                )
+            }
+            Needs::RawChannel => return Ok(()),
+        };
+        Err(Error::Failed(why))
+    }
+
+    /// `display`: relays the domain's VNC display over stdin and stdout until either side
+    /// closes, the client hangs up, or revocation ends it. Only for a hypervisor on this
+    /// host; its start is audited here, its end with the request.
+    fn display(
+        &self,
+        allowed: &Allowed<'_>,
+        id: HypervisorId,
+        target: &Target<'_>,
+        deadline: Instant,
+        watch: &Attached<'_>,
+    ) -> Reply {
+        let config = self.config();
+        let at = config.hypervisor(id);
+        let domain: &str = &allowed.domain;
+        let shown = escape(domain);
+        let failed = |why: String| Reply::acted(Err(Error::Failed(why)), Some(id));
+        if !at.is_local() {
+            return failed(format!(
+                "display {shown}: {} is not on this host, and only a hypervisor on this host \
+                 has its graphical console relayed (its 127.0.0.1 is not ours)",
+                escape(&at.label())
+            ));
+        }
+        let fleet = allowed.hypervisors.len() > 1;
+        let said = match self.libvirt.display(at, target, deadline) {
+            Ok(said) => said,
+            Err(fault) => {
+                let error = self.explain(fault, "display", domain, fleet.then_some(at));
+                return Reply::acted(Err(error), Some(id));
+            }
+        };
+        let endpoint = match graphics::endpoint(&said) {
+            Ok(endpoint) => endpoint,
+            Err(why) => return failed(format!("display {shown}: {why}")),
+        };
+        let mut socket = match relay::connect(&endpoint, deadline) {
+            Ok(socket) => socket,
+            Err(error) => {
+                return failed(format!(
+                    "display {shown}: cannot connect to its display at {}: {}",
+                    escape(&endpoint.to_string()),
+                    relay::why_not(&error)
+                ));
+            }
+        };
+        let endpoint_text = endpoint.to_string();
+        self.audit_display_start(allowed, id, &endpoint_text);
+        let stdin = std::io::stdin();
+        let stdout = std::io::stdout();
+        let (ending, traffic) = relay::relay(
+            stdin.as_fd(),
+            stdout.as_fd(),
+            socket.as_mut(),
+            watch,
+            &crate::sys::hung_up,
+        );
+        let result = match &ending {
+            relay::Ending::ViewerClosed | relay::Ending::DisplayClosed => Ok(String::new()),
+            relay::Ending::HungUp => Err(Error::Interrupted("display interrupted".into())),
+            relay::Ending::Revoked(why) => Err(Error::Revoked(format!(
+                "{why}; the display of {shown} was closed"
+            ))),
+        };
+        Reply {
+            ended: Some(ending.word()),
+            traffic: Some(traffic),
+            ..Reply::acted(result, Some(id))
+        }
+    }
+
+    /// The record that says a display relay has begun, and to where.
+    fn audit_display_start(&self, allowed: &Allowed<'_>, id: HypervisorId, endpoint: &str) {
+        let config = self.config();
+        self.audit.record(&Record {
+            key: &self.key,
+            client: self.client.as_deref(),
+            command: allowed.action.name().as_bytes(),
+            domain: Some(&allowed.domain),
+            decision: audit::Decision::Allow,
+            outcome: Status::Ok.code(),
+            reason: None,
+            hypervisor: config
+                .is_fleet()
+                .then(|| config.hypervisor(id).label())
+                .as_deref(),
+            relay: Some(audit::Relay::Start { endpoint }),
+            identity: self.identity.as_ref(),
+        });
     }
 
     /// Where an allowed action acts: the hypervisor, the domain as virsh is to be given it,
@@ -503,21 +633,13 @@ impl<'a> Gateway<'a> {
         }
         rows.sort();
         Reply {
-            shown: list_text(&rows),
             result: combined(errors),
-            acted_on: None,
+            ..Reply::done(list_text(&rows))
         }
     }
 
     /// The audit record of one request.
-    fn record(
-        &self,
-        line: &Line,
-        judgement: &Judgement<'_>,
-        status: Status,
-        acted_on: Option<HypervisorId>,
-        ended: Option<&str>,
-    ) {
+    fn record(&self, line: &Line, judgement: &Judgement<'_>, status: Status, reply: &Reply) {
         let raw: &[u8] = match line {
             Line::Text(bytes) => bytes,
             Line::TooLong(_) => b"(too long)",
@@ -551,7 +673,7 @@ impl<'a> Gateway<'a> {
                 allowed.action.name().as_bytes(),
                 Some(allowed.domain.as_str()),
                 audit::Decision::Allow,
-                ended,
+                reply.ended,
             ),
         };
         self.audit.record(&Record {
@@ -562,10 +684,16 @@ impl<'a> Gateway<'a> {
             decision,
             outcome: status.code(),
             reason,
-            hypervisor: acted_on
+            hypervisor: reply
+                .acted_on
                 .filter(|_| self.config().is_fleet())
                 .map(|id| self.config().hypervisor(id).label())
                 .as_deref(),
+            relay: reply.traffic.map(|traffic| audit::Relay::End {
+                to_guest: traffic.to_display,
+                to_viewer: traffic.to_viewer,
+                lasted: traffic.lasted,
+            }),
             identity: self.identity.as_ref(),
         });
     }
@@ -634,8 +762,13 @@ impl crate::prompt::Completions for Gateway<'_> {
     fn commands(&self) -> Vec<&'static str> {
         let config = self.config();
         let subject = Subject::new(&config, &self.key, self.bound.as_deref());
-        let mut words: Vec<&'static str> =
-            subject.usable_actions().iter().map(Action::name).collect();
+        // What this channel cannot carry (display, screenshot at a terminal) is not offered.
+        let mut words: Vec<&'static str> = subject
+            .usable_actions()
+            .iter()
+            .filter(|action| self.fits_channel(*action, "").is_ok())
+            .map(Action::name)
+            .collect();
         if subject.is_known() {
             words.extend(["list", "help"]);
         }
@@ -736,28 +869,34 @@ fn deny_reason(reason: DenyReason) -> &'static str {
     }
 }
 
-/// `help`: only the commands this key can use somewhere.
+/// `help`: only the commands this key can use somewhere, each with its line of help in a
+/// column past the longest.
 pub fn help_text(subject: &Subject<'_>) -> String {
     let optional = subject.implied_domain().is_some();
     let domain = if optional { "[DOMAIN]" } else { "DOMAIN" };
     let usable = subject.usable_actions();
+    let mut rows: Vec<(String, &str)> = usable
+        .iter()
+        .map(|action| (format!("{} {domain}", action.name()), action.summary()))
+        .collect();
+    rows.extend([
+        ("list".into(), "the domains you may use, with their state"),
+        ("help".into(), "this text"),
+        ("exit, quit".into(), "end the session"),
+    ]);
+    let width = rows
+        .iter()
+        .map(|(usage, _)| usage.len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(18);
     let mut text = String::from("Commands:\n");
     if usable.is_empty() {
         text.push_str("  (no command on any domain is granted to this key)\n");
     }
-    for action in usable.iter() {
-        text.push_str(&format!(
-            "  {:<18}{}\n",
-            format!("{} {domain}", action.name()),
-            action.summary()
-        ));
+    for (usage, summary) in rows {
+        text.push_str(&format!("  {usage:<width$}{summary}\n"));
     }
-    text.push_str(&format!(
-        "  {:<18}{}\n",
-        "list", "the domains you may use, with their state"
-    ));
-    text.push_str(&format!("  {:<18}{}\n", "help", "this text"));
-    text.push_str(&format!("  {:<18}{}\n", "exit, quit", "end the session"));
     text
 }
 
@@ -808,9 +947,22 @@ mod tests {
           { "domains": ["lab-?"], "connect": "test:///two" }
         ],
         "solo": [ { "domains": ["only"] } ],
+        "viewer": [
+          { "domains": ["desk-*"], "commands": ["display", "screenshot", "ctrl-alt-del", "suspend", "resume"] },
+          { "domains": ["far-*"], "commands": ["display", "screenshot"], "connect": "qemu+ssh://hv.example/system" }
+        ],
         "none": []
       }
     }"#;
+
+    /// The channel: stdin and stdout terminals or not, one request or a session.
+    fn channel(terminal: bool, one_shot: bool) -> Channel {
+        Channel {
+            stdin_is_terminal: terminal,
+            stdout_is_terminal: terminal,
+            one_shot,
+        }
+    }
 
     /// A fake libvirt: domains per URI, faults per URI, and every call it was asked.
     #[derive(Default)]
@@ -819,6 +971,8 @@ mod tests {
         faults: HashMap<String, Fault>,
         /// The answer to every `act` and `console`, if not the default success.
         act_fault: Option<Fault>,
+        /// What `display` answers.
+        display_at: String,
         calls: Mutex<Vec<String>>,
     }
 
@@ -870,6 +1024,40 @@ mod tests {
     }
 
     impl Libvirt for Fake {
+        fn screenshot(
+            &self,
+            at: &Hypervisor,
+            target: &Target<'_>,
+            _: Instant,
+            _: &mut dyn std::io::Write,
+        ) -> Result<u64, Fault> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("screenshot {} {}", at.uri, target.name));
+            self.fault(&at.uri)?;
+            self.exists(at, target)?;
+            Ok(0)
+        }
+
+        fn display(
+            &self,
+            at: &Hypervisor,
+            target: &Target<'_>,
+            _: Instant,
+        ) -> Result<String, Fault> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("display {} {}", at.uri, target.name));
+            self.fault(&at.uri)?;
+            if let Some(fault) = &self.act_fault {
+                return Err(fault.clone());
+            }
+            self.exists(at, target)?;
+            Ok(self.display_at.clone())
+        }
+
         fn lookup(&self, at: &Hypervisor, name: &str, _: Instant) -> Result<Option<Found>, Fault> {
             self.calls
                 .lock()
@@ -948,10 +1136,7 @@ mod tests {
             None,
             None,
             fake,
-            Terminal {
-                stdin: terminal,
-                stdout: terminal,
-            },
+            channel(terminal, true),
         )
     }
 
@@ -1012,10 +1197,7 @@ mod tests {
                 r#"{{"connect": "test:///x", "syslog_socket": "/nonexistent/s", "keys": {{"k": [{{"domains": ["{name}"]}}]}}}}"#
             );
             let config = crate::config::parse(&text, Path::new("t.json")).unwrap();
-            let terminal = Terminal {
-                stdin: false,
-                stdout: false,
-            };
+            let terminal = channel(false, true);
             let k = Gateway::new(
                 config,
                 "t.json".into(),
@@ -1219,11 +1401,10 @@ mod tests {
         assert_eq!(
             ask(&alice, "list"),
             Reply {
-                shown: "alice-web  running  test:///one\n".into(),
-                acted_on: None,
                 result: Err(Error::TimedOut(
                     "list on test:///two took longer than 7 s and was stopped".into()
                 )),
+                ..Reply::done("alice-web  running  test:///one\n".into())
             }
         );
     }
@@ -1251,7 +1432,9 @@ mod tests {
             ["alice-web", "lab-1", "lab-2"]
         );
         assert_eq!(alice.domains(Action::Destroy), ["lab-1", "lab-2"]);
-        assert_eq!(alice.commands().len(), 11);
+        // At a terminal, where completion happens, every one of alice's seven commands fits.
+        assert_eq!(gateway(&fake, "alice", true).commands().len(), 11);
+        assert!(!alice.commands().contains(&"console"));
         let solo = gateway(&fake, "solo", false);
         let help = ask(&solo, "help").shown;
         assert!(help.contains("start [DOMAIN]"), "{help}");
@@ -1299,10 +1482,7 @@ mod tests {
 
     fn fleet(fake: &Fake) -> Gateway<'_> {
         let config = crate::config::parse(FLEET, Path::new("f.json")).unwrap();
-        let terminal = Terminal {
-            stdin: false,
-            stdout: false,
-        };
+        let terminal = channel(false, true);
         Gateway::new(
             config,
             "f.json".into(),
@@ -1452,5 +1632,144 @@ mod tests {
             "a      running\nb\\x1b  shut off\n"
         );
         assert_eq!(list_text(&[]), "");
+    }
+
+    fn viewer<'a>(fake: &'a Fake, channel: Channel) -> Gateway<'a> {
+        let config = crate::config::parse(CONFIG, Path::new("t.json")).unwrap();
+        Gateway::new(
+            config,
+            PathBuf::from("t.json"),
+            "viewer".into(),
+            None,
+            None,
+            None,
+            fake,
+            channel,
+        )
+    }
+
+    #[test]
+    fn the_new_commands_reach_libvirt_as_themselves() {
+        let fake = Fake::with("test:///one", &[("desk-1", "running")]);
+        let at_pipe = viewer(&fake, channel(false, false));
+        for command in ["suspend", "resume", "ctrl-alt-del"] {
+            assert_eq!(
+                ask(&at_pipe, &format!("{command} desk-1")),
+                Reply::done(format!("did {command} on desk-1"))
+            );
+        }
+        assert_eq!(ask(&at_pipe, "screenshot desk-1").result, Ok(()));
+        assert_eq!(
+            fake.calls(),
+            [
+                "suspend test:///one desk-1",
+                "resume test:///one desk-1",
+                "ctrl-alt-del test:///one desk-1",
+                "screenshot test:///one desk-1"
+            ]
+        );
+        // Granted by name only: alice's grants, without them in `commands`, do not have them.
+        let alice = gateway(&fake, "alice", false);
+        for line in ["suspend lab-1", "screenshot lab-1", "display lab-1"] {
+            assert_eq!(ask(&alice, line), failed(Error::Denied), "{line}");
+        }
+    }
+
+    #[test]
+    fn what_the_channel_cannot_carry_is_refused_before_anything_runs() {
+        let fake = Fake::with("test:///one", &[("desk-1", "running")]);
+        let refused = |gateway: &Gateway<'_>, line: &str, words: &str| {
+            let reply = ask(gateway, line);
+            match &reply.result {
+                Err(Error::Failed(text)) => assert!(text.contains(words), "{text}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        };
+        let at_terminal = viewer(&fake, channel(true, true));
+        refused(&at_terminal, "screenshot desk-1", "desk-1 > desk-1.png");
+        refused(&at_terminal, "display desk-1", "ssh -T");
+        let in_a_session = viewer(&fake, channel(false, false));
+        refused(&in_a_session, "display desk-1", "not at the prompt");
+        let alice_at_pipe = gateway(&fake, "alice", false);
+        refused(&alice_at_pipe, "console alice-web", "ssh -t");
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    }
+
+    #[test]
+    fn display_is_relayed_only_from_a_hypervisor_on_this_host() {
+        let fake = Fake::with("qemu+ssh://hv.example/system", &[("far-1", "running")]);
+        let one_shot = viewer(&fake, channel(false, true));
+        let reply = ask(&one_shot, "display far-1");
+        match &reply.result {
+            Err(Error::Failed(text)) => assert!(
+                text.contains("qemu+ssh://hv.example/system is not on this host"),
+                "{text}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Nothing was asked of the remote hypervisor: its answer would name its loopback.
+        assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+        // A screenshot comes through libvirt itself: that works from anywhere.
+        assert_eq!(ask(&one_shot, "screenshot far-1").result, Ok(()));
+    }
+
+    #[test]
+    fn display_refuses_what_libvirt_says_it_cannot_relay() {
+        let mut fake = Fake::with("test:///one", &[("desk-1", "running")]);
+        let cases = [
+            ("vnc://:secret@127.0.0.1:0", "credentials"),
+            ("spice://127.0.0.1:5930", "only VNC"),
+            ("vnc://hv.example:0", "host name hv.example"),
+            ("", "not a display address"),
+        ];
+        for (said, words) in cases {
+            fake.display_at = said.into();
+            let one_shot = viewer(&fake, channel(false, true));
+            match ask(&one_shot, "display desk-1").result {
+                Err(Error::Failed(text)) => {
+                    assert!(text.contains(words), "{said}: {text}");
+                    assert!(!text.contains("secret"), "{text}");
+                }
+                other => panic!("{said}: {other:?}"),
+            }
+        }
+        fake.act_fault = Some(Fault::Failed {
+            words: "error: No graphical display found".into(),
+            status: "exit status: 1".into(),
+        });
+        let one_shot = viewer(&fake, channel(false, true));
+        assert_eq!(
+            ask(&one_shot, "display desk-1").result,
+            Err(Error::Failed("error: No graphical display found".into()))
+        );
+    }
+
+    #[test]
+    fn help_names_the_new_commands_only_where_granted() {
+        let fake = Fake::default();
+        let shown = ask(&viewer(&fake, channel(false, false)), "help").shown;
+        for command in ["display", "screenshot", "ctrl-alt-del", "suspend", "resume"] {
+            assert!(
+                shown.contains(&format!("  {command} ")),
+                "{command}: {shown}"
+            );
+        }
+        assert!(!shown.contains("  start "), "{shown}");
+        let alice = ask(&gateway(&fake, "alice", false), "help").shown;
+        assert!(!alice.contains("display"), "{alice}");
+        // The prompt does not offer what it would refuse.
+        let at_prompt = viewer(&fake, channel(true, false));
+        assert_eq!(
+            at_prompt.commands(),
+            [
+                "suspend",
+                "resume",
+                "ctrl-alt-del",
+                "list",
+                "help",
+                "exit",
+                "quit"
+            ]
+        );
     }
 }

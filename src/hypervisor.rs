@@ -1,11 +1,13 @@
 //! What the gateway asks of libvirt, as a narrow interface: look a domain up, act on it,
-//! attach to its console, and list every domain's state.
+//! attach to its console, list every domain's state, take a screenshot, and say where a
+//! domain's graphical display is.
 //!
 //! The one real implementation is `virsh::Virsh`, which turns each question into a virsh
 //! argument vector and reads virsh's words back into the answers below. The gateway's own
 //! logic (which message and exit status for which failure, what `list` and completion may
 //! show) is written against this trait alone, so its unit tests use a fake.
 
+use std::io::Write;
 use std::time::Instant;
 
 use crate::action::Action;
@@ -111,6 +113,24 @@ pub trait Libvirt: Sync {
         at: &Hypervisor,
         deadline: Instant,
     ) -> Result<Vec<(String, &'static str)>, Fault>;
+
+    /// Takes a picture of the domain's screen and writes the image to `out`; how many bytes.
+    fn screenshot(
+        &self,
+        at: &Hypervisor,
+        target: &Target<'_>,
+        deadline: Instant,
+        out: &mut dyn Write,
+    ) -> Result<u64, Fault>;
+
+    /// Where the domain's VNC display is, as libvirt says it (read-only: never with a
+    /// password), for `graphics::endpoint` to read.
+    fn display(
+        &self,
+        at: &Hypervisor,
+        target: &Target<'_>,
+        deadline: Instant,
+    ) -> Result<String, Fault>;
 }
 
 #[cfg(test)]

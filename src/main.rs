@@ -18,13 +18,14 @@ mod manpage;
 mod output;
 mod prompt;
 mod pubkey;
+mod relay;
 mod session;
 mod sys;
 mod virsh;
 
 // The core lives in the library (src/lib.rs), where the fuzz targets and the tests reach it
 // too; these names let the binary's modules say `crate::config::...`.
-use dromaius::{action, cli, config, escape, expiry, lookup, policy, request};
+use dromaius::{action, cli, config, escape, expiry, graphics, lookup, policy, request};
 
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
@@ -32,7 +33,7 @@ use std::process::ExitCode;
 
 use cli::{ArgsError, GatewayArgs, Invocation};
 use error::{Error, Status};
-use gateway::{Gateway, Terminal};
+use gateway::{Channel, Gateway};
 use session::{LineSource, OneLine, PlainLines};
 
 fn main() -> ExitCode {
@@ -78,6 +79,7 @@ fn run_gateway(args: GatewayArgs) -> Status {
                     outcome: Status::Config.code(),
                     reason: Some("config refused"),
                     hypervisor: None,
+                    relay: None,
                     identity: identity.as_ref().and_then(|i| i.as_ref().ok()),
                 },
             );
@@ -97,15 +99,16 @@ fn run_gateway(args: GatewayArgs) -> Status {
     };
     let virsh = virsh::Virsh::new(&config.virsh);
     let idle = config.idle_timeout;
-    let terminal = Terminal {
-        stdin: std::io::stdin().is_terminal(),
-        stdout: std::io::stdout().is_terminal(),
-    };
     let one_request = args
         .command
         .clone()
         .map(String::into_bytes)
         .or_else(original_command);
+    let channel = Channel {
+        stdin_is_terminal: std::io::stdin().is_terminal(),
+        stdout_is_terminal: std::io::stdout().is_terminal(),
+        one_shot: one_request.is_some(),
+    };
     let gateway = Gateway::new(
         config,
         args.config,
@@ -114,11 +117,11 @@ fn run_gateway(args: GatewayArgs) -> Status {
         client,
         identity,
         &virsh,
-        terminal,
+        channel,
     );
     let mut source: Box<dyn LineSource + '_> = match one_request {
         Some(line) => Box::new(OneLine::new(line)),
-        None if terminal.stdin => {
+        None if channel.stdin_is_terminal => {
             Box::new(prompt::Prompt::new(&gateway.session_name(), &gateway, idle))
         }
         None => Box::new(PlainLines::new(std::io::stdin().lock(), None)),

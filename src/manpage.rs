@@ -298,7 +298,7 @@ Name to libvirt URI (\fBqemu+ssh://\fR, \fBqemu+tls://\fR, ...), for a fleet beh
 gateway; names are letters, digits, \fB.\fR, \fB_\fR and \fB\-\fR.
 .TP
 .B timeout_secs
-Limit for every command but console, 1 to 604800. Default 60.
+Limit for every command but console and display, 1 to 604800. Default 60.
 .TP
 .B syslog_socket
 Absolute path of the syslog datagram socket the audit goes to. Default \fI/dev/log\fR.
@@ -314,13 +314,15 @@ grants for every member, where it stands in file order.
 Key name to a list of grants.
 A grant has \fBdomains\fR (required, not empty: exact names, or patterns with \fB*\fR,
 \fB?\fR and \fB[...]\fR), \fBcommands\fR (any of start, shutdown, reboot, reset, destroy,
-console, status; all seven when left out), \fBconnect\fR (where this grant's domains
+console, status, suspend, resume, ctrl\-alt\-del, screenshot, display; the seven from start
+to status when left out: the later five only by name), \fBconnect\fR (where this grant's domains
 live instead of the top\-level \fBconnect\fR: a URI, a hypervisor name, or a list) and
 \fBexpires\fR (a date, through the end of that day UTC, or an RFC 3339 time with its
 offset; an expired grant matches nothing).
 .TP
 .B AllowedHosts
-go\-dromaius: the domains a \fB\-host\fR session may be bound to, with all seven commands.
+go\-dromaius: the domains a \fB\-host\fR session may be bound to, with the seven commands
+from start to status.
 .PP
 A config needs \fBkeys\fR, \fBAllowedHosts\fR or both.
 Every \fI*.json\fR file (not starting with a dot) of the directory \fIdromaius.d\fR beside
@@ -328,8 +330,8 @@ the config is read after it, in byte order, and holds only \fBkeys\fR and \fBgro
 a key or group defined twice, or a file that does not parse or could be rewritten by
 others, refuses the whole config.
 In a session the config is read again before every request, and every few seconds while
-a console is attached: access removed ends with the next request, and ends an attached
-console.
+a console or display is attached: access removed ends with the next request, and ends an
+attached console or display.
 A request is allowed when some grant of the key matches both the domain and the command;
 the first such grant in file order decides, and its \fBconnect\fR is where the domain is
 looked up.
@@ -356,6 +358,25 @@ The serial console; needs \fBssh \-t\fR and the \fBpty\fR option; \fBCtrl+]\fR l
 \fBstatus\fR \fIDOMAIN\fR
 The domain's state.
 .TP
+\fBsuspend\fR, \fBresume\fR \fIDOMAIN\fR
+Pause the guest's CPUs; let them run again.
+.TP
+\fBctrl\-alt\-del\fR \fIDOMAIN\fR
+Press Ctrl+Alt+Del on the guest's keyboard.
+.TP
+\fBscreenshot\fR \fIDOMAIN\fR
+The guest's screen as an image (PNG) on stdout, which must not be a terminal:
+\fBssh dromaius@vm\-host screenshot web1 > web1.png\fR.
+.TP
+\fBdisplay\fR \fIDOMAIN\fR
+Relay the guest's VNC console over the SSH channel's stdin and stdout, as one request at
+\fBssh \-T\fR (refused at the prompt and with a terminal), only from a hypervisor on this
+host, e.g.
+\fBsocat TCP\-LISTEN:5901,bind=127.0.0.1,reuseaddr EXEC:'ssh \-T dromaius@vm\-host display
+web1'\fR, then \fBvncviewer 127.0.0.1::5901\fR.
+It ends when either side closes, on hang\-up, or when the access is revoked; its start and
+end are audited, the end with the bytes each way and how long it lasted.
+.TP
 .B list
 The existing domains this key may act on, with their state.
 .TP
@@ -370,8 +391,10 @@ the session is bound by \fB\-host\fR.
 Done.
 .TP
 .B 1
-virsh ran and failed (already running, no such granted domain, console in use), or
-console without a terminal.
+virsh ran and failed (already running, no such granted domain, console in use, no
+graphical display), a command the channel cannot carry (console without a terminal,
+screenshot to a terminal, display at the prompt or with a terminal), or display on a
+hypervisor that is not on this host.
 .TP
 .B 2
 The request could not be parsed.

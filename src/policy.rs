@@ -209,7 +209,7 @@ impl<'c> Subject<'c> {
             if domain != bound {
                 return Decision::Deny(DenyReason::OutsideBoundDomain);
             }
-            if self.bound_host_allowed {
+            if self.bound_host_allowed && ActionSet::DEFAULT.contains(action) {
                 return Decision::Allow {
                     hypervisors: &self.config.connect,
                     grant: None,
@@ -217,7 +217,11 @@ impl<'c> Subject<'c> {
             }
         }
         if self.grants.is_none() {
-            return Decision::Deny(DenyReason::UnknownKey);
+            return Decision::Deny(if self.bound_host_allowed {
+                DenyReason::NoMatchingGrant
+            } else {
+                DenyReason::UnknownKey
+            });
         }
         self.live()
             .find(|(_, g)| g.commands.contains(action) && g.matches_domain(domain))
@@ -258,10 +262,11 @@ impl<'c> Subject<'c> {
         if !self.is_known() {
             return ActionSet::EMPTY;
         }
-        if self.bound_host_allowed {
-            return ActionSet::ALL;
-        }
-        let mut set = ActionSet::EMPTY;
+        let mut set = if self.bound_host_allowed {
+            ActionSet::DEFAULT
+        } else {
+            ActionSet::EMPTY
+        };
         for (_, grant) in self.live() {
             // In a bound session only grants that can match the bound domain count.
             if self
@@ -337,6 +342,7 @@ mod tests {
         ],
         "bob": [ { "domains": ["2"], "commands": ["status", "start"] } ],
         "ops": [ { "domains": ["*"] } ],
+        "carol": [ { "domains": ["carol-*"], "commands": ["display", "ctrl-alt-del"] } ],
         "nobody": []
       },
       "AllowedHosts": ["vhost1.example.local"]
@@ -431,6 +437,26 @@ mod tests {
                 "anything",
                 allowed("qemu:///system", Some(0)),
             ),
+            // Commands added after the first seven are granted only by name.
+            ("ops", Suspend, "anything", deny.clone()),
+            ("ops", Display, "anything", deny.clone()),
+            ("ops", Screenshot, "anything", deny.clone()),
+            ("ops", CtrlAltDel, "anything", deny.clone()),
+            ("ops", Resume, "anything", deny.clone()),
+            (
+                "carol",
+                Display,
+                "carol-1",
+                allowed("qemu:///system", Some(0)),
+            ),
+            (
+                "carol",
+                CtrlAltDel,
+                "carol-1",
+                allowed("qemu:///system", Some(0)),
+            ),
+            ("carol", Screenshot, "carol-1", deny.clone()),
+            ("carol", Start, "carol-1", deny.clone()),
             ("nobody", Status, "x", deny.clone()),
             ("mallory", Status, "alice-web", unknown.clone()),
             ("", Status, "alice-web", unknown.clone()),
@@ -507,16 +533,23 @@ mod tests {
         let legacy = Subject::new(&c, "www-data", Some("vhost1.example.local"));
         assert!(legacy.is_known());
         for action in Action::ALL {
+            // AllowedHosts means the seven original commands; those added later are not
+            // granted by it.
+            let expected = if ActionSet::DEFAULT.contains(action) {
+                allowed("qemu:///system", None)
+            } else {
+                Seen::Deny(DenyReason::NoMatchingGrant)
+            };
             assert_eq!(
                 seen(&c, legacy.decide(action, "vhost1.example.local")),
-                allowed("qemu:///system", None)
+                expected
             );
             assert_eq!(
                 seen(&c, legacy.decide(action, "alice-web")),
                 Seen::Deny(DenyReason::OutsideBoundDomain)
             );
         }
-        assert_eq!(legacy.usable_actions(), ActionSet::ALL);
+        assert_eq!(legacy.usable_actions(), ActionSet::DEFAULT);
         assert_eq!(
             legacy.implied_domain().as_deref(),
             Some("vhost1.example.local")
@@ -572,7 +605,7 @@ mod tests {
     fn usable_actions_are_the_union_of_grants() {
         let c = config(CONFIG);
         let alice = Subject::new(&c, "alice", None).usable_actions();
-        assert_eq!(alice, ActionSet::ALL);
+        assert_eq!(alice, ActionSet::DEFAULT);
         let bob = Subject::new(&c, "bob", None).usable_actions();
         assert_eq!(
             bob.iter().collect::<Vec<_>>(),
@@ -693,12 +726,12 @@ mod tests {
 
         /// A grant: patterns (as tokens), a non-empty set of commands (as bits), and
         /// whether it has a `connect` of its own.
-        type ModelGrant = (Vec<Vec<Token>>, u8, bool);
+        type ModelGrant = (Vec<Vec<Token>>, u16, bool);
 
         fn grant() -> impl Strategy<Value = ModelGrant> {
             (
                 prop::collection::vec(prop::collection::vec(token(), 1..5), 1..4),
-                1u8..128,
+                1u16..(1 << Action::ALL.len()),
                 any::<bool>(),
             )
         }
@@ -712,7 +745,7 @@ mod tests {
             .prop_map(|chars| chars.into_iter().collect())
         }
 
-        fn actions(bits: u8) -> Vec<Action> {
+        fn actions(bits: u16) -> Vec<Action> {
             Action::ALL
                 .into_iter()
                 .enumerate()
@@ -817,7 +850,9 @@ mod tests {
                         }
                     }
                     if listed {
-                        for action in Action::ALL {
+                        // AllowedHosts gives the seven original commands; any other is
+                        // the key's own grants' to give.
+                        for action in ActionSet::DEFAULT.iter() {
                             let decision = subject.decide(action, &bound);
                             let by_hosts = matches!(decision, Decision::Allow { grant: None, .. });
                             prop_assert!(by_hosts, "{key} {action:?}: {decision:?}");

@@ -254,3 +254,44 @@ pub fn unix_user_name() -> Option<String> {
         .flatten()
         .map(|user| user.name)
 }
+
+/// A directory only this process's user can use, removed with what is in it when dropped:
+/// for a file a child writes by name and we read back (virsh follows links and overwrites
+/// what it finds, so the name must be in a place no one else can write).
+pub struct PrivateDir {
+    path: std::path::PathBuf,
+}
+
+impl PrivateDir {
+    /// Creates `/tmp/PREFIX-PID-N`, mode 0700. `mkdir` fails on anything already there
+    /// (a link included), so a directory it made is ours; a name taken is skipped.
+    pub fn create(prefix: &str) -> io::Result<PrivateDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut last = io::Error::other("no name left");
+        for attempt in 0..64u32 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let path = std::path::PathBuf::from(format!(
+                "/tmp/{prefix}-{}-{nanos:x}{attempt:x}",
+                std::process::id()
+            ));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(PrivateDir { path }),
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last = error,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -10,8 +10,9 @@
 //! such domain) is this module's job too: the gateway gets a [`Fault`], not stderr.
 
 use std::ffi::OsString;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
@@ -67,6 +68,12 @@ impl Virsh {
         }
     }
 
+    /// Every domain defined on `at`, from one read-only listing.
+    pub fn listing(&self, at: &Hypervisor, deadline: Instant) -> Result<Vec<Listed>, Fault> {
+        let stdout = self.succeed(&listing_argv(&at.uri), None, deadline)?;
+        Ok(parse_listing(&stdout))
+    }
+
     /// Runs `argv` and returns its stdout if virsh succeeded, its fault otherwise.
     fn succeed(
         &self,
@@ -103,13 +110,13 @@ impl Libvirt for Virsh {
                 Err(fault) => Err(fault),
             };
         }
-        let stdout = self.succeed(&listing_argv(&at.uri), None, deadline)?;
-        Ok(parse_listing(&stdout)
+        Ok(self
+            .listing(at, deadline)?
             .into_iter()
             .find(|domain| domain.name == name)
             .map(|domain| Found {
+                active: domain.is_active(),
                 uuid: Some(domain.uuid),
-                active: domain.active,
             }))
     }
 
@@ -148,6 +155,50 @@ impl Libvirt for Virsh {
         let stdout = self.succeed(&states_argv(&at.uri), None, deadline)?;
         Ok(parse_states(&stdout))
     }
+
+    fn screenshot(
+        &self,
+        at: &Hypervisor,
+        target: &Target<'_>,
+        deadline: Instant,
+        out: &mut dyn Write,
+    ) -> Result<u64, Fault> {
+        let cannot = |what: &str, error: io::Error| Fault::Failed {
+            words: format!("screenshot: {what}: {error}"),
+            status: String::new(),
+        };
+        // Removed, with the image, when this returns: the image never outlives the request.
+        let private = crate::sys::PrivateDir::create("dromaius-screenshot")
+            .map_err(|e| cannot("cannot make a private temporary directory", e))?;
+        let file = private.path().join("screen");
+        self.succeed(
+            &screenshot_argv(&at.uri, target, &file),
+            Some(target),
+            deadline,
+        )?;
+        let mut image = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&file)
+            .map_err(|e| cannot("cannot read the image virsh wrote", e))?;
+        let sent = io::copy(&mut image, out)
+            .and_then(|sent| out.flush().map(|()| sent))
+            .map_err(|e| cannot("cannot send the image", e))?;
+        Ok(sent)
+    }
+
+    fn display(
+        &self,
+        at: &Hypervisor,
+        target: &Target<'_>,
+        deadline: Instant,
+    ) -> Result<String, Fault> {
+        self.succeed(
+            &action_argv(&at.uri, Action::Display, target),
+            Some(target),
+            deadline,
+        )
+    }
 }
 
 /// `--connect URI [--readonly]`: the start of every argv.
@@ -174,9 +225,14 @@ pub fn states_argv(connect: &str) -> Vec<OsString> {
     argv
 }
 
+/// The keys `ctrl-alt-del` presses, in order (released in reverse), in virsh's default
+/// (Linux) key code set.
+pub const CTRL_ALT_DEL: [&str; 3] = ["KEY_LEFTCTRL", "KEY_LEFTALT", "KEY_DELETE"];
+
 /// Carries out `action` on the target: by UUID when it has one, by name otherwise.
 /// `console` gets `--safe` and never `--force`: forcing would take over another user's
-/// session on the console.
+/// session on the console. `display` asks for VNC only, and never `--include-password`.
+/// (`screenshot` is [`screenshot_argv`]: it needs a file.)
 pub fn action_argv(connect: &str, action: Action, target: &Target<'_>) -> Vec<OsString> {
     let mut argv = connection(connect, action.is_read_only());
     argv.push(action.virsh_command().into());
@@ -188,6 +244,20 @@ pub fn action_argv(connect: &str, action: Action, target: &Target<'_>) -> Vec<Os
         Some(uuid) => uuid.as_str().into(),
         None => target.name.into(),
     });
+    match action {
+        Action::CtrlAltDel => argv.extend(CTRL_ALT_DEL.map(OsString::from)),
+        Action::Display => argv.extend(["--type", "vnc"].map(OsString::from)),
+        _ => {}
+    }
+    argv
+}
+
+/// Takes a screenshot of the target into `file` (which virsh creates, or truncates and
+/// follows if it is a link: it must be in a directory only we can write).
+pub fn screenshot_argv(connect: &str, target: &Target<'_>, file: &Path) -> Vec<OsString> {
+    let mut argv = action_argv(connect, Action::Screenshot, target);
+    argv.push("--file".into());
+    argv.push(file.into());
     argv
 }
 
@@ -195,8 +265,16 @@ pub fn action_argv(connect: &str, action: Action, target: &Target<'_>) -> Vec<Os
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     pub uuid: Uuid,
-    pub active: bool,
+    /// The id of an active domain (`None`: shut off).
+    pub id: Option<u32>,
     pub name: String,
+}
+
+impl Listed {
+    /// Running, paused, ...: anything but shut off.
+    pub fn is_active(&self) -> bool {
+        self.id.is_some()
+    }
 }
 
 /// Parses `virsh list --all --id --uuid --name`. A name holding a newline would spill onto
@@ -207,13 +285,14 @@ pub fn parse_listing(stdout: &str) -> Vec<Listed> {
     for line in stdout.split('\n') {
         let parsed = line.split_once(' ').and_then(|(uuid, rest)| {
             let (id, name) = rest.split_once(' ')?;
-            let active = id != "-";
-            if active && !id.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
+            let id = match id {
+                "-" => None,
+                digits if digits.bytes().all(|b| b.is_ascii_digit()) => Some(digits.parse().ok()?),
+                _ => return None,
+            };
             Some(Listed {
                 uuid: Uuid::parse(uuid)?,
-                active,
+                id,
                 name: name.to_owned(),
             })
         });
@@ -580,6 +659,40 @@ mod tests {
                 Action::Console,
                 &["--connect", connect, "console", "--safe", "--domain", UUID],
             ),
+            (
+                Action::Suspend,
+                &["--connect", connect, "suspend", "--domain", UUID],
+            ),
+            (
+                Action::Resume,
+                &["--connect", connect, "resume", "--domain", UUID],
+            ),
+            (
+                Action::CtrlAltDel,
+                &[
+                    "--connect",
+                    connect,
+                    "send-key",
+                    "--domain",
+                    UUID,
+                    "KEY_LEFTCTRL",
+                    "KEY_LEFTALT",
+                    "KEY_DELETE",
+                ],
+            ),
+            (
+                Action::Display,
+                &[
+                    "--connect",
+                    connect,
+                    "--readonly",
+                    "domdisplay",
+                    "--domain",
+                    UUID,
+                    "--type",
+                    "vnc",
+                ],
+            ),
         ];
         for (action, expected) in cases {
             let argv = action_argv(connect, *action, &by_uuid("2"));
@@ -588,6 +701,26 @@ mod tests {
             assert!(argv.len() > 1);
             assert!(!words(&argv).contains(&"--force"));
         }
+    }
+
+    #[test]
+    fn a_screenshot_goes_to_the_file_given() {
+        assert_eq!(
+            words(&screenshot_argv(
+                "qemu:///system",
+                &by_uuid("2"),
+                Path::new("/tmp/dromaius-screenshot-1/screen")
+            )),
+            [
+                "--connect",
+                "qemu:///system",
+                "screenshot",
+                "--domain",
+                UUID,
+                "--file",
+                "/tmp/dromaius-screenshot-1/screen"
+            ]
+        );
     }
 
     #[test]
@@ -640,7 +773,7 @@ mod tests {
         listing
             .iter()
             .find(|d| d.name == name)
-            .map(|d| (d.uuid.as_str(), d.active))
+            .map(|d| (d.uuid.as_str(), d.is_active()))
     }
 
     #[test]

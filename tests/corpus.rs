@@ -30,7 +30,8 @@ const KEYS: &str = r#"{
     "alice": [
       { "domains": ["web1", "web2"], "commands": ["start", "shutdown", "reboot", "reset", "destroy", "status"] },
       { "domains": ["lab-?"], "commands": ["status"] },
-      { "domains": ["2"], "commands": ["status"] }
+      { "domains": ["2"], "commands": ["status"] },
+      { "domains": ["web1", "web2"], "commands": ["suspend", "resume", "ctrl-alt-del", "screenshot", "display"] }
     ],
     "solo": [ { "domains": ["web1"], "commands": ["status"] } ]
   }"#;
@@ -352,11 +353,8 @@ fn corpus(uuids: &Uuids) -> Vec<Case> {
         "bash",
         "exec",
         "eval",
-        "suspend",
-        "resume",
         "autostart",
         "create",
-        "screenshot",
         "vncdisplay",
         "domdisplay",
         "event",
@@ -752,6 +750,67 @@ fn corpus(uuids: &Uuids) -> Vec<Case> {
     ] {
         cases.push(cmd(format!("granted {line:?}"), line, Allow));
     }
+    // The commands past the power button: granted by name, and as hostile as the rest.
+    for line in [
+        "suspend web1",
+        "resume web1",
+        "ctrl-alt-del web1",
+        "screenshot web1",
+        "display web1",
+        "suspend\tweb2",
+    ] {
+        cases.push(cmd(format!("granted {line:?}"), line, Allow));
+    }
+    for (line, want) in [
+        ("display --force", Deny),
+        ("display victim", Deny),
+        ("screenshot victim", Deny),
+        ("ctrl-alt-del victim", Deny),
+        ("suspend victim", Deny),
+        ("resume victim", Deny),
+        ("suspend 2", Deny),
+        ("display 2", Deny),
+        ("screenshot +2", Deny),
+        ("display 007", Deny),
+        ("ctrl-alt-del -0", Deny),
+        ("suspend web*", Deny),
+        ("display web?", Deny),
+        ("screenshot web[12]", Deny),
+        ("screenshot ../../etc/passwd", Deny),
+        ("screenshot /etc/shadow", Deny),
+        ("display --connect", Deny),
+        ("screenshot web1 --file /etc/passwd", Invalid),
+        ("screenshot web1 /etc/passwd", Invalid),
+        ("display web1 --include-password", Invalid),
+        ("display web1 --type spice", Invalid),
+        ("ctrl-alt-del web1 KEY_A", Invalid),
+        ("send-key web1 KEY_LEFTCTRL", Invalid),
+        ("domdisplay web1", Invalid),
+        ("vncdisplay web1", Invalid),
+        ("Display web1", Invalid),
+        ("ctrl-alt-delete web1", Invalid),
+        ("ctrl alt del web1", Invalid),
+        ("ctrl-alt-del", Invalid),
+        ("screenshot", Invalid),
+        ("display", Invalid),
+        ("suspend;display web1", Invalid),
+        ("display web1;destroy victim", Invalid),
+        ("display web1;destroy", Deny),
+    ] {
+        cases.push(cmd(format!("past the power button {line:?}"), line, want));
+    }
+    for (line, want) in [("display", Deny), ("screenshot web1", Deny)] {
+        cases.push(as_key(
+            cmd(format!("one-domain key, not granted: {line}"), line, want),
+            "solo",
+        ));
+    }
+    cases.push(stdin(
+        "display in a piped session is refused after the judgement",
+        "display web1\nstatus web1\n",
+        vec![Allow, Allow],
+    ));
+
     for (line, want) in [
         ("list web1", Invalid),
         ("help start", Invalid),
@@ -969,17 +1028,46 @@ fn check_exec(world: &World, key: &str, exec: &Exec, label: &str) {
     if listing.contains(&rest) {
         return;
     }
-    let (verb, domain) = match rest {
-        ["--readonly", "domstate", "--domain", domain] => ("domstate", *domain),
-        [verb, "--domain", domain] => (*verb, *domain),
+    let (action, domain) = match rest {
+        ["--readonly", "domstate", "--domain", domain] => (Action::Status, *domain),
+        [
+            "--readonly",
+            "domdisplay",
+            "--domain",
+            domain,
+            "--type",
+            "vnc",
+        ] => (Action::Display, *domain),
+        [
+            "send-key",
+            "--domain",
+            domain,
+            "KEY_LEFTCTRL",
+            "KEY_LEFTALT",
+            "KEY_DELETE",
+        ] => (Action::CtrlAltDel, *domain),
+        ["screenshot", "--domain", domain, "--file", file] => {
+            // Only ever into a fresh private directory of dromaius's own.
+            assert!(
+                file.starts_with("/tmp/dromaius-screenshot-") && file.ends_with("/screen"),
+                "{label}: screenshot to {file}"
+            );
+            (Action::Screenshot, *domain)
+        }
+        [verb, "--domain", domain] => (
+            Action::from_word(verb)
+                .filter(|a| {
+                    !a.is_read_only()
+                        && !a.is_attachment()
+                        && a.virsh_command() == a.name()
+                        && *a != Action::Screenshot
+                })
+                .unwrap_or_else(|| panic!("{label}: verb {verb} in {argv:?}")),
+            *domain,
+        ),
         _ => panic!("{label}: unexpected virsh argv {argv:?}"),
     };
-    let action = match verb {
-        "domstate" => Action::Status,
-        other => Action::from_word(other)
-            .filter(|a| !a.is_read_only() && !a.is_interactive())
-            .unwrap_or_else(|| panic!("{label}: verb {other} in {argv:?}")),
-    };
+    let verb = action.virsh_command();
     // By the UUID of a domain, or by a name virsh can read only as that name.
     let name = match world.uuids.iter().find(|(_, u)| u.as_str() == domain) {
         Some((name, _)) => name.as_str(),
@@ -1056,7 +1144,17 @@ fn check_case(
         assert!(line.starts_with("dromaius: "), "{label}: stderr {line:?}");
     }
     assert!(printable_lines(&out.stderr), "{label}: raw bytes on stderr");
-    assert!(printable_lines(&out.stdout), "{label}: raw bytes on stdout");
+    let image = matches!(&case.source, Source::Command(line) if line.starts_with(b"screenshot "))
+        && code == Some(0);
+    if image {
+        // The one binary output: a PNG, all of it, and nothing else.
+        assert!(
+            out.stdout.starts_with(b"\x89PNG\r\n\x1a\n") && out.stdout.ends_with(b"IEND\xaeB`\x82"),
+            "{label}: stdout is not one PNG"
+        );
+    } else {
+        assert!(printable_lines(&out.stdout), "{label}: raw bytes on stdout");
+    }
     if let Some(stdout) = case.stdout {
         assert_eq!(String::from_utf8_lossy(&out.stdout), stdout, "{label}");
     }

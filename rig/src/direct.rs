@@ -372,6 +372,11 @@ pub fn check_record(record: &str) -> (String, u8) {
     let optional = [
         "reason",
         "hypervisor",
+        "relay",
+        "endpoint",
+        "bytes_to_guest",
+        "bytes_to_viewer",
+        "duration_ms",
         "fingerprint",
         "cert_id",
         "cert_serial",

@@ -86,6 +86,13 @@ impl Libvirtd {
         self.virsh_uri(&self.test_uri(), args)
     }
 
+    /// virsh against `uri` with `args`, as a Command to spawn yourself (in a pty, say).
+    pub fn virsh_command(&self, uri: &str, args: &[&str]) -> std::process::Command {
+        let mut cmd = clean_command(VIRSH, &self.dir);
+        cmd.arg("-c").arg(uri).args(args);
+        cmd
+    }
+
     /// Like [`Libvirtd::virsh`] but against any URI (e.g. [`Libvirtd::qemu_uri`]).
     pub fn virsh_uri(&self, uri: &str, args: &[&str]) -> Output {
         let mut cmd = clean_command(VIRSH, &self.dir);

@@ -212,6 +212,7 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
             });
         }
     }
+    let mut display_told = std::collections::HashSet::new();
     for (name, grants) in sorted_keys(config) {
         let key = escape(name);
         if let Err(why) = super::keyline::check_key_name(name) {
@@ -232,6 +233,33 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
         for (index, grant) in grants.iter().enumerate() {
             let earlier = &grants[..index];
             let at = format!("key \"{key}\", grant #{}", index + 1);
+            if grant.commands.contains(Action::Display)
+                && display_told.insert((grant.file, grant.line))
+            {
+                let whose = match &grant.group {
+                    Some(group) => format!("group \"{}\"", escape(group)),
+                    None => at.clone(),
+                };
+                let remote: Vec<String> = config
+                    .hypervisors_of(grant)
+                    .iter()
+                    .map(|id| config.hypervisor(*id))
+                    .filter(|at| !at.is_local())
+                    .map(|at| escape(&at.label()))
+                    .collect();
+                if !remote.is_empty() {
+                    warnings.push(Warning {
+                        file: grant.file,
+                        line: Some(grant.line),
+                        message: format!(
+                            "{whose} grants display on {}, not on this host: display is refused \
+                             there (only a hypervisor on this host has its graphical console \
+                             relayed)",
+                            remote.join(", ")
+                        ),
+                    });
+                }
+            }
             if let Some(same) = earlier.iter().position(|e| same_grant(e, grant)) {
                 warnings.push(Warning {
                     file: grant.file,
@@ -538,6 +566,32 @@ mod tests {
     }
 
     #[test]
+    fn display_granted_on_a_remote_hypervisor_is_warned_about() {
+        let text = r#"{"hypervisors": {"hv1": "qemu+ssh://hv1.example/system"},
+            "groups": {"desk": ["a", "b"]},
+            "keys": {
+              "ops": [{"domains": ["w"], "commands": ["display"], "connect": ["qemu:///system", "hv1"]},
+                      {"domains": ["x"], "commands": ["display"]},
+                      {"domains": ["y"], "commands": ["screenshot"], "connect": "hv1"}],
+              "@desk": [{"domains": ["z"], "commands": ["display", "status"], "connect": "hv1"}]
+            }}"#;
+        let found: Vec<String> = messages(text).into_iter().map(|(_, m)| m).collect();
+        let remote: Vec<&String> = found
+            .iter()
+            .filter(|m| m.contains("grants display"))
+            .collect();
+        assert_eq!(remote.len(), 2, "{found:?}");
+        assert!(
+            remote[0].starts_with("key \"ops\", grant #1 grants display on hv1, not on this host"),
+            "{found:?}"
+        );
+        assert!(
+            remote[1].starts_with("group \"desk\" grants display on hv1"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn the_example_config_has_no_warnings_and_a_summary() {
         let example = include_str!("../../dromaius.json.example");
         let config = config(example);
@@ -552,7 +606,7 @@ mod tests {
              \x20   #1 line 8: alice-* -> start shutdown reboot console status\n\
              \x20   #2 line 9: shared-db -> status\n\
              \x20 key ops\n\
-             \x20   #1 line 11: * -> all commands\n"
+             \x20   #1 line 11: * -> start shutdown reboot reset destroy console status\n"
         );
     }
 }

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use crate::action::{Action, Needs};
 use crate::config::Config;
 use crate::error::Status;
 use crate::escape::escape;
@@ -119,6 +120,31 @@ fn write_allowed(text: &mut String, config: &Config, key: &str, allowed: &Allowe
                  active, if more than one defines it)",
                 all.join(", ")
             );
+        }
+    }
+    let _ = match allowed.action.needs() {
+        Needs::Nothing => Ok(()),
+        Needs::Terminal => writeln!(text, "  it needs a terminal: ssh -t"),
+        Needs::FileOrPipe => writeln!(
+            text,
+            "  the image goes to stdout, which must be a file or a pipe (ssh ... > shot.png)"
+        ),
+        Needs::RawChannel => writeln!(
+            text,
+            "  one-shot only, at ssh -T, never at the prompt; relayed only from a hypervisor \
+             on this host"
+        ),
+    };
+    if allowed.action == Action::Display {
+        for id in allowed.hypervisors {
+            let at = config.hypervisor(*id);
+            if !at.is_local() {
+                let _ = writeln!(
+                    text,
+                    "  on {} it is refused (1): that hypervisor is not on this host",
+                    described(id)
+                );
+            }
         }
     }
 }

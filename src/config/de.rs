@@ -810,7 +810,7 @@ impl<'de> Deserialize<'de> for Commands {
                 }
                 if !named_any {
                     return Err(de::Error::custom(
-                        "`commands` must not be empty; leave it out to allow all seven",
+                        "`commands` must not be empty; leave it out to allow the seven original commands",
                     ));
                 }
                 Ok(Commands(actions))

@@ -559,7 +559,7 @@ mod tests {
         assert_eq!(alice[1].line, 9);
         assert!(alice[0].commands.contains(Action::Console));
         assert!(!alice[0].commands.contains(Action::Destroy));
-        assert_eq!(config.keys["ops"][0].commands, ActionSet::ALL);
+        assert_eq!(config.keys["ops"][0].commands, ActionSet::DEFAULT);
         assert_eq!(config.keys["ops"][0].line, 11);
     }
 

@@ -1,0 +1,446 @@
+//! `display`: the bytes between the user's SSH channel (stdin, stdout) and a domain's VNC
+//! socket, both ways, in one thread.
+//!
+//! The relay reads nothing it relays: VNC (its version, its security types, a password
+//! challenge) passes through as bytes, so a password stays between the viewer and QEMU.
+//! Memory is bounded: one [`BUFFER`] each way, and a side is read only while the buffer
+//! it fills has room, so a slow reader slows the writer instead of growing a queue. Writes
+//! to the channel are at most [`PIPE_BUF`] bytes after poll said it is writable, so they
+//! never block; the VNC socket is non-blocking. The relay ends when the viewer's side
+//! closes (stdin at its end, stdout gone), when QEMU's side closes (after what it sent is
+//! delivered), on a hang-up, or when the [`Watch`] says access was revoked.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::graphics::Endpoint;
+use crate::hypervisor::{WATCH_EVERY, Watch};
+
+/// How many bytes each direction may hold on their way.
+const BUFFER: usize = 64 * 1024;
+/// The most written to the channel at once: what a pipe that poll calls writable always
+/// takes without blocking.
+const PIPE_BUF: usize = 4096;
+/// How often a relay that sees no traffic still looks for a hang-up.
+const HANG_UP_EVERY: Duration = Duration::from_millis(250);
+
+/// The VNC side: a TCP or unix stream socket.
+pub trait Socket: Read + Write + AsFd {}
+impl Socket for TcpStream {}
+impl Socket for UnixStream {}
+
+/// How a relay ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The viewer's side closed.
+    ViewerClosed,
+    /// QEMU closed the display (the domain shut down, say).
+    DisplayClosed,
+    /// The client hung up, or we were told to stop.
+    HungUp,
+    /// The config no longer allows it: why.
+    Revoked(String),
+}
+
+impl Ending {
+    /// For the audit record.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Ending::ViewerClosed => "viewer closed",
+            Ending::DisplayClosed => "display closed",
+            Ending::HungUp => "hung up",
+            Ending::Revoked(_) => "revoked while attached",
+        }
+    }
+}
+
+/// What passed, for the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    pub to_display: u64,
+    pub to_viewer: u64,
+    pub lasted: Duration,
+}
+
+/// Bytes on their way one direction: read in at the end, written out from the front.
+struct Pending {
+    bytes: Vec<u8>,
+}
+
+impl Pending {
+    fn new() -> Pending {
+        Pending {
+            bytes: Vec::with_capacity(BUFFER),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.bytes.len() < BUFFER
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Reads once into the free room. `Ok(false)` at the end of input.
+    fn fill(&mut self, read: impl FnOnce(&mut [u8]) -> io::Result<usize>) -> io::Result<bool> {
+        let start = self.bytes.len();
+        self.bytes.resize(BUFFER, 0);
+        let result = read(&mut self.bytes[start..]);
+        let got = *result.as_ref().unwrap_or(&0);
+        self.bytes.truncate(start + got);
+        match result {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(error) if is_transient(&error) => Ok(true),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes once from the front, at most `limit` bytes; how many went.
+    fn drain(
+        &mut self,
+        limit: usize,
+        write: impl FnOnce(&[u8]) -> io::Result<usize>,
+    ) -> io::Result<u64> {
+        let chunk = self.bytes.len().min(limit);
+        match write(&self.bytes[..chunk]) {
+            Ok(n) => {
+                self.bytes.drain(..n);
+                Ok(n as u64)
+            }
+            Err(error) if is_transient(&error) => Ok(0),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+fn read_fd(fd: BorrowedFd<'_>, into: &mut [u8]) -> io::Result<usize> {
+    nix::unistd::read(fd, into).map_err(io::Error::from)
+}
+
+fn write_fd(fd: BorrowedFd<'_>, from: &[u8]) -> io::Result<usize> {
+    nix::unistd::write(fd, from).map_err(io::Error::from)
+}
+
+/// Whether poll reported something to act on for this fd: readiness, or the end (a read or
+/// a write then says which).
+fn woke(fd: &PollFd<'_>, ready: PollFlags) -> bool {
+    fd.revents()
+        .is_some_and(|r| r.intersects(ready | PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
+/// Connects to a domain's display, by `deadline`; the socket is non-blocking.
+pub fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<Box<dyn Socket>> {
+    let socket: Box<dyn Socket> = match endpoint {
+        Endpoint::Tcp(address) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let stream = TcpStream::connect_timeout(address, left)?;
+            stream.set_nonblocking(true)?;
+            Box::new(stream)
+        }
+        Endpoint::Unix(path) => {
+            let stream = UnixStream::connect(path)?;
+            stream.set_nonblocking(true)?;
+            Box::new(stream)
+        }
+    };
+    Ok(socket)
+}
+
+/// Why a display could not be connected to, for the user.
+pub fn why_not(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (the account dromaius runs as may not use that socket)".into()
+        }
+        io::ErrorKind::ConnectionRefused => "nothing listens there".into(),
+        io::ErrorKind::NotFound => "no such socket".into(),
+        io::ErrorKind::TimedOut => "it did not answer in time".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Relays between the viewer (`from_viewer`, `to_viewer`: the channel's stdin and stdout)
+/// and `display` until one of them closes, `hung_up` says the client is gone, or `watch`
+/// (asked every [`WATCH_EVERY`]) says the access was revoked.
+pub fn relay(
+    from_viewer: BorrowedFd<'_>,
+    to_viewer: BorrowedFd<'_>,
+    display: &mut dyn Socket,
+    watch: &dyn Watch,
+    hung_up: &dyn Fn() -> bool,
+) -> (Ending, Traffic) {
+    let started = Instant::now();
+    let mut traffic = Traffic::default();
+    let mut upstream = Pending::new();
+    let mut downstream = Pending::new();
+    let mut viewer_open = true;
+    let mut display_open = true;
+    let mut next_watch = started + WATCH_EVERY;
+    let ending = loop {
+        if hung_up() {
+            break Ending::HungUp;
+        }
+        if Instant::now() >= next_watch {
+            if let Err(why) = watch.still_allowed() {
+                break Ending::Revoked(why);
+            }
+            next_watch = Instant::now() + WATCH_EVERY;
+        }
+        // The viewer gone: what it sent last still goes to QEMU. QEMU gone: what it sent
+        // last still goes to the viewer.
+        if !viewer_open && (upstream.is_empty() || !display_open) {
+            break Ending::ViewerClosed;
+        }
+        if !display_open && downstream.is_empty() {
+            break Ending::DisplayClosed;
+        }
+
+        let display_fd = display.as_fd();
+        let mut display_wants = PollFlags::empty();
+        if display_open && downstream.has_room() {
+            display_wants |= PollFlags::POLLIN;
+        }
+        if !upstream.is_empty() {
+            display_wants |= PollFlags::POLLOUT;
+        }
+        let viewer_in = if viewer_open && upstream.has_room() {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        };
+        let viewer_out = if downstream.is_empty() {
+            PollFlags::empty()
+        } else {
+            PollFlags::POLLOUT
+        };
+        let mut fds = [
+            PollFd::new(from_viewer, viewer_in),
+            PollFd::new(display_fd, display_wants),
+            PollFd::new(to_viewer, viewer_out),
+        ];
+        let wait = next_watch
+            .saturating_duration_since(Instant::now())
+            .min(HANG_UP_EVERY);
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => break Ending::HungUp,
+        }
+        let [viewer_in_fd, display_poll, viewer_out_fd] = &fds;
+        let (from_viewer_woke, display_readable, display_writable, to_viewer_woke) = (
+            !viewer_in.is_empty() && woke(viewer_in_fd, PollFlags::POLLIN),
+            display_wants.contains(PollFlags::POLLIN) && woke(display_poll, PollFlags::POLLIN),
+            display_wants.contains(PollFlags::POLLOUT) && woke(display_poll, PollFlags::POLLOUT),
+            !viewer_out.is_empty() && woke(viewer_out_fd, PollFlags::POLLOUT),
+        );
+
+        if from_viewer_woke {
+            viewer_open = upstream
+                .fill(|into| read_fd(from_viewer, into))
+                .unwrap_or(false);
+        }
+        if display_readable {
+            display_open = downstream.fill(|into| display.read(into)).unwrap_or(false);
+        }
+        if display_writable {
+            match upstream.drain(BUFFER, |from| display.write(from)) {
+                Ok(sent) => traffic.to_display += sent,
+                Err(_) => display_open = false,
+            }
+        }
+        if to_viewer_woke {
+            match downstream.drain(PIPE_BUF, |from| write_fd(to_viewer, from)) {
+                Ok(sent) => traffic.to_viewer += sent,
+                // The viewer's side is gone: nothing more can reach it.
+                Err(_) => break Ending::ViewerClosed,
+            }
+        }
+        if !display_open && !upstream.is_empty() {
+            // QEMU will not read what is left for it.
+            upstream.bytes.clear();
+        }
+    };
+    traffic.lasted = started.elapsed();
+    (ending, traffic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+
+    struct Allowed;
+    impl Watch for Allowed {
+        fn still_allowed(&self) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    struct Revoked;
+    impl Watch for Revoked {
+        fn still_allowed(&self) -> Result<(), String> {
+            Err("access to display on web1 was revoked".into())
+        }
+    }
+
+    /// The test's ends of a relay running in a thread: the viewer's (what it writes to the
+    /// channel's stdin, what it reads from its stdout) and QEMU's.
+    struct Ends {
+        viewer_writes: UnixStream,
+        viewer_reads: UnixStream,
+        qemu: UnixStream,
+        relaying: thread::JoinHandle<(Ending, Traffic)>,
+    }
+
+    fn relaying(
+        watch: impl Watch + Send + 'static,
+        hung_up: impl Fn() -> bool + Send + 'static,
+    ) -> Ends {
+        let (viewer_writes, stdin) = UnixStream::pair().expect("pair");
+        let (viewer_reads, stdout) = UnixStream::pair().expect("pair");
+        let (qemu, mut display) = UnixStream::pair().expect("pair");
+        display.set_nonblocking(true).expect("nonblocking");
+        let relaying = thread::spawn(move || {
+            relay(
+                stdin.as_fd(),
+                stdout.as_fd(),
+                &mut display,
+                &watch,
+                &hung_up,
+            )
+        });
+        Ends {
+            viewer_writes,
+            viewer_reads,
+            qemu,
+            relaying,
+        }
+    }
+
+    fn never() -> bool {
+        false
+    }
+
+    #[test]
+    fn bytes_pass_both_ways_and_qemu_closing_ends_it_after_delivery() {
+        let Ends {
+            mut viewer_writes,
+            mut viewer_reads,
+            mut qemu,
+            relaying,
+        } = relaying(Allowed, never);
+        qemu.write_all(b"RFB 003.008\n").expect("qemu writes");
+        let mut version = [0u8; 12];
+        viewer_reads.read_exact(&mut version).expect("viewer reads");
+        assert_eq!(&version, b"RFB 003.008\n");
+        viewer_writes
+            .write_all(b"RFB 003.008\n")
+            .expect("viewer writes");
+        let mut answer = [0u8; 12];
+        qemu.read_exact(&mut answer).expect("qemu reads");
+        assert_eq!(&answer, b"RFB 003.008\n");
+
+        // Far more than the buffers hold, then QEMU leaves: all of it still arrives.
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let qemu_writes = thread::spawn(move || {
+            qemu.write_all(&sent).expect("qemu writes it all");
+        });
+        let mut got = vec![0u8; big.len()];
+        viewer_reads
+            .read_exact(&mut got)
+            .expect("viewer reads it all");
+        assert!(got == big);
+        qemu_writes.join().expect("writer");
+        let (ending, traffic) = relaying.join().expect("relay");
+        assert_eq!(ending, Ending::DisplayClosed);
+        assert_eq!(traffic.to_viewer, 12 + 1_000_000);
+        assert_eq!(traffic.to_display, 12);
+        let mut rest = Vec::new();
+        viewer_reads.read_to_end(&mut rest).expect("the end");
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn the_viewer_closing_ends_it_and_what_it_sent_last_arrives() {
+        let Ends {
+            mut viewer_writes,
+            mut qemu,
+            relaying,
+            ..
+        } = relaying(Allowed, never);
+        viewer_writes.write_all(b"bye").expect("viewer writes");
+        drop(viewer_writes);
+        let (ending, traffic) = relaying.join().expect("relay");
+        assert_eq!(ending, Ending::ViewerClosed);
+        assert_eq!(traffic.to_display, 3);
+        let mut got = [0u8; 3];
+        qemu.read_exact(&mut got).expect("qemu reads");
+        assert_eq!(&got, b"bye");
+    }
+
+    #[test]
+    fn a_viewer_that_stops_reading_holds_back_qemu_instead_of_memory() {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stop_relay = stop.clone();
+        // The viewer stays connected (its ends held) but reads nothing: QEMU's writes must
+        // come to a stop.
+        let Ends {
+            mut qemu,
+            relaying,
+            viewer_writes: _still_open,
+            viewer_reads: _never_read,
+        } = relaying(Allowed, move || stop_relay.load(Ordering::SeqCst));
+        qemu.set_nonblocking(true).expect("nonblocking");
+        let mut written = 0usize;
+        let chunk = [7u8; 64 * 1024];
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(2) {
+            match qemu.write(&chunk) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // Socket buffers on both sides plus the relay's one buffer, not more.
+        assert!(written < 8 * 1024 * 1024, "{written} bytes taken");
+        stop.store(true, Ordering::SeqCst);
+        let (ending, _) = relaying.join().expect("relay");
+        assert_eq!(ending, Ending::HungUp);
+    }
+
+    #[test]
+    fn revocation_ends_it() {
+        let started = Instant::now();
+        let ends = relaying(Revoked, never);
+        let (ending, _) = ends.relaying.join().expect("relay");
+        assert_eq!(
+            ending,
+            Ending::Revoked("access to display on web1 was revoked".into())
+        );
+        assert!(started.elapsed() < WATCH_EVERY + Duration::from_secs(1));
+    }
+}
