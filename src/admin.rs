@@ -11,6 +11,7 @@ mod authorized_keys;
 mod check;
 mod explain;
 mod keyline;
+mod live;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,14 @@ pub fn run(config: Option<PathBuf>, command: AdminCommand) -> Status {
         AdminCommand::Check {
             authorized_keys,
             principals,
-        } => run_check(&path, authorized_keys.as_deref(), principals.as_deref()),
+            live,
+            user,
+        } => run_check(
+            &path,
+            authorized_keys.as_deref(),
+            principals.as_deref(),
+            live.then_some(user.as_str()),
+        ),
         AdminCommand::Explain { key, request } => run_explain(&path, &key, &request),
         AdminCommand::Keyline {
             key,
@@ -69,11 +77,12 @@ fn warn(text: &str) {
 }
 
 /// `check`: 0 valid (warnings allowed), 78 invalid config, 1 problems in authorized_keys or
-/// the principals file.
+/// the principals file, 69 when `--live` could not reach a hypervisor.
 fn run_check(
     path: &Path,
     authorized_keys: Option<&Path>,
     principals: Option<&Path>,
+    live_as: Option<&str>,
 ) -> Result<Status> {
     let config = match config::load_all(path) {
         Ok(config) => config,
@@ -116,7 +125,111 @@ fn run_check(
             }
         }
     }
+    if let Some(user) = live_as {
+        if run_live(&config, &file, user)? != Status::Ok {
+            status = Status::Unavailable;
+        }
+    }
     Ok(status)
+}
+
+/// `check --live`: becomes `user` (the gateway's account), asks every hypervisor the config
+/// uses for one bulk listing (read-only) and whether it takes a read-write connection (which
+/// actions need), all at once, with the gateway's own virsh runner and its fixed
+/// environment, and reports who may act on each domain. 69 when a hypervisor did not
+/// answer either.
+fn run_live(config: &config::Config, file: &str, user: &str) -> Result<Status> {
+    become_user(user)?;
+    let virsh = crate::virsh::Virsh::new(&config.virsh);
+    let ids = live::hypervisors_to_ask(config);
+    let deadline = std::time::Instant::now() + config.timeout;
+    let answers: Vec<(config::HypervisorId, live::Answer)> = std::thread::scope(|scope| {
+        let asking: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let at = config.hypervisor(*id);
+                let virsh = &virsh;
+                let listing = scope.spawn(move || virsh.listing(at, deadline));
+                let read_write = scope.spawn(move || virsh.connects_read_write(at, deadline));
+                (*id, listing, read_write)
+            })
+            .collect();
+        asking
+            .into_iter()
+            .map(|(id, listing, read_write)| {
+                let answer = live::Answer {
+                    listing: joined(listing.join(), config.timeout),
+                    read_write: joined(read_write.join(), config.timeout),
+                };
+                (id, answer)
+            })
+            .collect()
+    });
+    let live = live::report(config, &answers, crate::expiry::now());
+    say(&format!(
+        "{file}, live, as user {} sees it:\n{}",
+        escape(user),
+        live.text
+    ));
+    Ok(if live.all_reachable {
+        Status::Ok
+    } else {
+        Status::Unavailable
+    })
+}
+
+/// A virsh run's answer, its fault in one line.
+fn joined<T>(
+    answer: std::thread::Result<Result<T, crate::hypervisor::Fault>>,
+    timeout: std::time::Duration,
+) -> Result<T, String> {
+    match answer {
+        Ok(answer) => answer.map_err(|fault| fault_text(fault, timeout)),
+        Err(_) => Err("virsh could not be run".to_owned()),
+    }
+}
+
+/// Why a listing did not come, in one line.
+fn fault_text(fault: crate::hypervisor::Fault, timeout: std::time::Duration) -> String {
+    use crate::hypervisor::Fault;
+    let text = match fault {
+        Fault::CannotRun(why) => why,
+        Fault::Unreachable(words) | Fault::Failed { words, .. } if !words.is_empty() => words,
+        Fault::Failed { status, .. } => format!("virsh failed ({status})"),
+        Fault::Unreachable(_) => "libvirt could not be reached".into(),
+        Fault::TimedOut => format!("no answer within timeout_secs ({} s)", timeout.as_secs()),
+        Fault::Interrupted => "interrupted".into(),
+        Fault::NotFound | Fault::ConsoleBusy(_) | Fault::Revoked(_) => "the listing failed".into(),
+    };
+    text.lines().collect::<Vec<_>>().join(" / ")
+}
+
+/// Runs the rest of this process as `name` (its uid, its primary group and its groups), as
+/// the gateway runs under sshd: what libvirt lets the account see is what the report says.
+/// Already `name`: nothing to do. Anyone else but root cannot become another user.
+fn become_user(name: &str) -> Result<()> {
+    use nix::unistd::{Uid, User, geteuid, initgroups, setresgid, setresuid};
+    let user = User::from_name(name)
+        .with_context(|| format!("looking up the user {}", escape(name)))?
+        .with_context(|| format!("there is no user {} (see --user)", escape(name)))?;
+    if geteuid() == user.uid {
+        return Ok(());
+    }
+    if !geteuid().is_root() {
+        bail!(
+            "check --live runs virsh as the gateway's account {}: run it as root (or as {} itself)",
+            escape(name),
+            escape(name)
+        );
+    }
+    let c_name = std::ffi::CString::new(name).context("a user name with a NUL byte")?;
+    initgroups(&c_name, user.gid).context("setting the account's groups")?;
+    setresgid(user.gid, user.gid, user.gid).context("setting the account's group")?;
+    setresuid(user.uid, user.uid, user.uid).context("becoming the account")?;
+    if setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).is_ok() {
+        bail!("could still become root after becoming {}", escape(name));
+    }
+    Ok(())
 }
 
 /// Whoever can write the config can grant themselves every domain. The loader accepts a

@@ -143,7 +143,8 @@ go-dromaius lines keep working: dromaius -cmd CMD -host DOMAIN [-config PATH]
 Exit status of the gateway: 0 done; 1 virsh ran and failed; 2 request not understood;
 69 virsh or libvirt unreachable; 77 not allowed; 78 config missing or invalid;
 124 timed out; 130 interrupted.
-check: 0 valid (warnings allowed), 1 problems in --authorized-keys, 78 config invalid.
+check: 0 valid (warnings allowed), 1 problems in --authorized-keys or --principals,
+69 with --live: a hypervisor could not be reached, 78 config invalid.
 explain: 0 allowed, 77 denied, 2 request not understood, 78 config invalid.
 keyline: 0 line printed, 1 input refused.
 
@@ -160,6 +161,18 @@ pub enum AdminCommand {
         /// Also lint the dromaius lines of this AuthorizedPrincipalsFile (certificates)
         #[arg(long, value_name = "FILE")]
         principals: Option<PathBuf>,
+        /// Also ask every hypervisor the config uses what it holds now (run as root: virsh
+        /// runs as --user, as the gateway would), and report who may act on each domain
+        #[arg(long)]
+        live: bool,
+        /// The account the gateway runs as, for --live
+        #[arg(
+            long,
+            value_name = "NAME",
+            default_value = "dromaius",
+            requires = "live"
+        )]
+        user: String,
     },
     /// Show the decision the gateway would take for a request, and which grant took it
     Explain {

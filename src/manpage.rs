@@ -232,6 +232,15 @@ no\-*\-forwarding option) is there, and that a key granted \fBconsole\fR keeps a
 Any line without a forced command, and any public key already on an earlier line, is a
 problem too.
 Each problem names its line; the exit status is 1 if there is any.
+.PP
+With \fB\-\-live\fR, run as root, it becomes the gateway's account (\fB\-\-user\fR
+\fINAME\fR, default \fBdromaius\fR) and asks every hypervisor the config uses, all at
+once, for one read\-only listing and whether it takes a read\-write connection.
+It prints each hypervisor reachable or not, each existing domain with the keys and groups
+that may act on it and by which grant, flags (\fB!\fR) domains more than one key may act
+on, names defined on more than one hypervisor and names virsh would read as an id or
+UUID, and lists grants that match no existing domain.
+The exit status is 69 if a hypervisor did not answer both ways.
 "#,
     ),
     (

@@ -74,6 +74,14 @@ impl Virsh {
         Ok(parse_listing(&stdout))
     }
 
+    /// Whether `at` takes a read-write connection from us (actions need one; a listing
+    /// does not): `virsh uri`, which connects and prints the URI, nothing more.
+    pub fn connects_read_write(&self, at: &Hypervisor, deadline: Instant) -> Result<(), Fault> {
+        let mut argv = connection(&at.uri, false);
+        argv.push("uri".into());
+        self.succeed(&argv, None, deadline).map(|_| ())
+    }
+
     /// Runs `argv` and returns its stdout if virsh succeeded, its fault otherwise.
     fn succeed(
         &self,

@@ -621,3 +621,142 @@ fn admin_subcommands_cannot_be_reached_through_ssh() {
         stderr(&out)
     );
 }
+
+/// A test-driver hypervisor of its own, in-process in virsh: `count` running domains
+/// `host-N` plus `extra` (each `<domain>` is running, with ids from 1 in file order).
+fn node_file(count: usize, extra: &[&str]) -> PathBuf {
+    let mut xml = String::from("<node>\n");
+    for name in extra
+        .iter()
+        .map(|n| (*n).to_owned())
+        .chain((0..count).map(|n| format!("host-{n}")))
+    {
+        xml.push_str(&format!(
+            "<domain type='test'><name>{name}</name><memory>65536</memory>\
+             <os><type>hvm</type></os></domain>\n"
+        ));
+    }
+    xml.push_str("</node>\n");
+    let path = write_file("node.xml", &xml);
+    // The node file is read by virsh itself, as whichever user check --live becomes.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+#[test]
+fn check_live_reports_a_thousand_domains_from_one_listing_each() {
+    let node = node_file(1000, &["2", "web1", "db"]);
+    let config = write_file(
+        "dromaius.json",
+        &format!(
+            r#"{{ "hypervisors": {{"lab": "test://{}"}}, "connect": "lab",
+                 "syslog_socket": "/nonexistent/log",
+                 "keys": {{
+                   "alice": [{{"domains": ["web*", "host-1*"]}}],
+                   "bob": [{{"domains": ["web1", "2"], "commands": ["status"]}}],
+                   "carol": [{{"domains": ["nothing-*"]}}]
+                 }} }}"#,
+            node.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = dromaius(
+        &[
+            "--config",
+            path_str(&config),
+            "check",
+            "--live",
+            "--user",
+            "root",
+        ],
+        b"",
+    );
+    let took = started.elapsed();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "hypervisor lab (test://",
+        "): reachable, 1003 domains\n",
+        "domain web1 on lab (",
+        "  key alice: start shutdown reboot reset destroy console status by grant #1",
+        "  key bob: status by grant #1",
+        "  ! more than one key may act on it: alice, bob\n",
+        "  ! virsh reads the name 2 as the id 2; dromaius acts on it by UUID, but people and \
+         scripts passing the name to virsh reach the domain web1 instead\n",
+        "domain db on lab (",
+        "  no key may act on it\n",
+        "key carol, grant #1 (",
+        "nothing-* matches no existing domain\n",
+        "summary: 1 hypervisor, 0 unreachable; 1003 domain names, 890 that no key may act \
+         on, 1 that more than one key may act on, 0 defined on more than one hypervisor, 1 \
+         that virsh reads as an id or a UUID; 1 grant that matches no domain\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    // One listing for the hypervisor, however many domains: well under a second of work.
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn check_live_runs_virsh_as_the_gateways_account_and_fails_when_it_cannot_reach() {
+    let rig = Rig::get();
+    let name = unique("live");
+    rig.define(&name);
+    // The rig's libvirtd runs as nobody, whose socket only nobody (and root) may use.
+    let config = rig_config(&format!(r#"{{"alice": [{{"domains": ["{name}"]}}]}}"#));
+    let as_nobody = dromaius(
+        &[
+            "--config",
+            path_str(&config),
+            "check",
+            "--live",
+            "--user",
+            "nobody",
+        ],
+        b"",
+    );
+    assert_eq!(code(&as_nobody), Some(0), "{}", stderr(&as_nobody));
+    let text = stdout(&as_nobody);
+    assert!(text.contains(", live, as user nobody sees it:\n"), "{text}");
+    assert!(text.contains(&format!("domain {name} on ")), "{text}");
+    // `daemon` may not use that socket: the check says so and fails.
+    let as_daemon = dromaius(
+        &[
+            "--config",
+            path_str(&config),
+            "check",
+            "--live",
+            "--user",
+            "daemon",
+        ],
+        b"",
+    );
+    assert_eq!(code(&as_daemon), Some(69), "{}", stdout(&as_daemon));
+    let text = stdout(&as_daemon);
+    assert!(text.contains(": NOT reachable: "), "{text}");
+    assert!(text.contains("1 unreachable"), "{text}");
+    // No such account: refused before anything runs.
+    let nobody_there = dromaius(
+        &[
+            "--config",
+            path_str(&config),
+            "check",
+            "--live",
+            "--user",
+            "no-such-user-x",
+        ],
+        b"",
+    );
+    assert_eq!(code(&nobody_there), Some(1));
+    assert!(
+        stderr(&nobody_there).contains("there is no user no-such-user-x"),
+        "{}",
+        stderr(&nobody_there)
+    );
+    // --user means nothing without --live.
+    let out = dromaius(
+        &["--config", path_str(&config), "check", "--user", "nobody"],
+        b"",
+    );
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+}

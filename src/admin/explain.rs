@@ -157,7 +157,7 @@ fn invalid(reason: String) -> Explanation {
 }
 
 /// `grant #N (FILE:LINE)`, with the group whose entry holds it, if any.
-fn grant_named(config: &Config, index: usize, grant: &crate::config::Grant) -> String {
+pub(super) fn grant_named(config: &Config, index: usize, grant: &crate::config::Grant) -> String {
     let group = grant
         .group
         .as_deref()
