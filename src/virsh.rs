@@ -595,11 +595,17 @@ fn read_some(pipe: &mut impl Read, into: &mut Vec<u8>, chunk: &mut [u8]) -> bool
 }
 
 /// Reaps the child if it exits by `deadline` (its pipes are closed: it is on its way out).
+/// A process closes its pipes microseconds before it can be reaped, so the waits between
+/// tries start short and grow: a fixed millisecond would be added to almost every run.
 fn exit_by(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    let mut pause = Duration::from_micros(20);
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(1));
+            }
             Ok(None) | Err(_) => return None,
         }
     }
