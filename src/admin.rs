@@ -135,36 +135,37 @@ fn run_check(
 
 /// `check --live`: becomes `user` (the gateway's account), asks every hypervisor the config
 /// uses for one bulk listing (read-only) and whether it takes a read-write connection (which
-/// actions need), all at once, with the gateway's own virsh runner and its fixed
+/// actions need), all hypervisors at once, with the gateway's own virsh runner and its fixed
 /// environment, and reports who may act on each domain. 69 when a hypervisor did not
 /// answer either.
 fn run_live(config: &config::Config, file: &str, user: &str) -> Result<Status> {
     become_user(user)?;
     let virsh = crate::virsh::Virsh::new(&config.virsh);
     let ids = live::hypervisors_to_ask(config);
-    let deadline = std::time::Instant::now() + config.timeout;
-    let answers: Vec<(config::HypervisorId, live::Answer)> = std::thread::scope(|scope| {
-        let asking: Vec<_> = ids
-            .iter()
-            .map(|id| {
-                let at = config.hypervisor(*id);
-                let virsh = &virsh;
-                let listing = scope.spawn(move || virsh.listing(at, deadline));
-                let read_write = scope.spawn(move || virsh.connects_read_write(at, deadline));
-                (*id, listing, read_write)
-            })
-            .collect();
-        asking
-            .into_iter()
-            .map(|(id, listing, read_write)| {
-                let answer = live::Answer {
-                    listing: joined(listing.join(), config.timeout),
-                    read_write: joined(read_write.join(), config.timeout),
-                };
-                (id, answer)
-            })
-            .collect()
+    // The two questions go one after the other to each hypervisor, all hypervisors at once.
+    let asked = crate::hypervisor::ask_each(config, &ids, config.timeout, |at, deadline| {
+        Ok((
+            virsh.listing(at, deadline),
+            virsh.connects_read_write(at, deadline),
+        ))
     });
+    let one_line = |fault| fault_text(fault, config.timeout);
+    let answers: Vec<(config::HypervisorId, live::Answer)> = asked
+        .into_iter()
+        .map(|(id, answer, _)| {
+            let answer = match answer {
+                Ok((listing, read_write)) => live::Answer {
+                    listing: listing.map_err(one_line),
+                    read_write: read_write.map_err(one_line),
+                },
+                Err(fault) => live::Answer {
+                    listing: Err(one_line(fault.clone())),
+                    read_write: Err(one_line(fault)),
+                },
+            };
+            (id, answer)
+        })
+        .collect();
     let live = live::report(config, &answers, crate::expiry::now());
     say(&format!(
         "{file}, live, as user {} sees it:\n{}",
@@ -176,17 +177,6 @@ fn run_live(config: &config::Config, file: &str, user: &str) -> Result<Status> {
     } else {
         Status::Unavailable
     })
-}
-
-/// A virsh run's answer, its fault in one line.
-fn joined<T>(
-    answer: std::thread::Result<Result<T, crate::hypervisor::Fault>>,
-    timeout: std::time::Duration,
-) -> Result<T, String> {
-    match answer {
-        Ok(answer) => answer.map_err(|fault| fault_text(fault, timeout)),
-        Err(_) => Err("virsh could not be run".to_owned()),
-    }
 }
 
 /// Why a listing did not come, in one line.

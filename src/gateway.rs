@@ -245,7 +245,9 @@ impl<'a> Gateway<'a> {
                 .console(at, &target, &watch)
                 .map(|()| String::new())
                 .map_err(explain),
-            Action::Display => return self.display(allowed, id, &target, deadline, &watch),
+            Action::Display => {
+                return self.display(allowed, id, &target, deadline, &watch, &explain);
+            }
             Action::Screenshot => self
                 .libvirt
                 .screenshot(at, &target, deadline, &mut std::io::stdout().lock())
@@ -300,9 +302,9 @@ impl<'a> Gateway<'a> {
         target: &Target<'_>,
         deadline: Instant,
         watch: &Attached<'_>,
+        explain: &dyn Fn(Fault) -> Error,
     ) -> Reply {
-        let config = self.config();
-        let at = config.hypervisor(id);
+        let at = watch.at;
         let domain: &str = &allowed.domain;
         let shown = escape(domain);
         let failed = |why: String| Reply::acted(Err(Error::Failed(why)), Some(id));
@@ -313,13 +315,9 @@ impl<'a> Gateway<'a> {
                 escape(&at.label())
             ));
         }
-        let fleet = allowed.hypervisors.len() > 1;
         let said = match self.libvirt.display(at, target, deadline) {
             Ok(said) => said,
-            Err(fault) => {
-                let error = self.explain(fault, "display", domain, fleet.then_some(at));
-                return Reply::acted(Err(error), Some(id));
-            }
+            Err(fault) => return Reply::acted(Err(explain(fault)), Some(id)),
         };
         let endpoint = match graphics::endpoint(&said) {
             Ok(endpoint) => endpoint,
@@ -520,37 +518,14 @@ impl<'a> Gateway<'a> {
         Ok((id, target, timeout.saturating_sub(took)))
     }
 
-    /// Runs `ask` for each hypervisor at once, each bounded by `timeout` from now on its
-    /// own; returns each answer with how long it took.
+    /// [`crate::hypervisor::ask_each`] on the config as last read.
     fn on_each<T: Send>(
         &self,
         ids: &[HypervisorId],
         timeout: Duration,
         ask: impl Fn(&Hypervisor, Instant) -> Result<T, Fault> + Sync,
     ) -> Vec<(HypervisorId, Result<T, Fault>, Duration)> {
-        let started = Instant::now();
-        let deadline = started + timeout;
-        let config = self.config();
-        std::thread::scope(|scope| {
-            let asking: Vec<_> = ids
-                .iter()
-                .map(|id| {
-                    let ask = &ask;
-                    let at = config.hypervisor(*id);
-                    (*id, scope.spawn(move || ask(at, deadline)))
-                })
-                .collect();
-            asking
-                .into_iter()
-                .map(|(id, asked)| {
-                    let answer = asked.join().unwrap_or(Err(Fault::Failed {
-                        words: String::new(),
-                        status: "the lookup failed".into(),
-                    }));
-                    (id, answer, started.elapsed())
-                })
-                .collect()
-        })
+        crate::hypervisor::ask_each(&self.config(), ids, timeout, ask)
     }
 
     /// What a fault means for the user, for `command` on `domain` (empty for `list`), on

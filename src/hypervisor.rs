@@ -8,10 +8,10 @@
 //! show) is written against this trait alone, so its unit tests use a fake.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::action::Action;
-use crate::config::Hypervisor;
+use crate::config::{Config, Hypervisor, HypervisorId};
 
 /// A libvirt domain UUID in the canonical form virsh prints: 8-4-4-4-12 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -131,6 +131,39 @@ pub trait Libvirt: Sync {
         target: &Target<'_>,
         deadline: Instant,
     ) -> Result<String, Fault>;
+}
+
+/// Runs `ask` for each of `ids` at once, each bounded by `timeout` from now on its own;
+/// returns each answer with how long it took. A hypervisor that is slow or unreachable
+/// holds up no other.
+pub fn ask_each<T: Send>(
+    config: &Config,
+    ids: &[HypervisorId],
+    timeout: Duration,
+    ask: impl Fn(&Hypervisor, Instant) -> Result<T, Fault> + Sync,
+) -> Vec<(HypervisorId, Result<T, Fault>, Duration)> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    std::thread::scope(|scope| {
+        let asking: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let ask = &ask;
+                let at = config.hypervisor(*id);
+                (*id, scope.spawn(move || ask(at, deadline)))
+            })
+            .collect();
+        asking
+            .into_iter()
+            .map(|(id, asked)| {
+                let answer = asked.join().unwrap_or(Err(Fault::Failed {
+                    words: String::new(),
+                    status: "the lookup failed".into(),
+                }));
+                (id, answer, started.elapsed())
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -54,12 +54,9 @@ pub fn hypervisors_to_ask(config: &Config) -> Vec<HypervisorId> {
 /// them (`None`: an `AllowedHosts` session).
 type Holders = Vec<(String, Vec<(Option<usize>, ActionSet)>)>;
 
-fn holders(config: &Config, now: i64, name: &str, at: HypervisorId) -> Holders {
-    let mut keys: Vec<&String> = config.keys.keys().collect();
-    keys.sort();
+fn holders(subjects: &[Subject<'_>], name: &str, at: HypervisorId) -> Holders {
     let mut holders = Vec::new();
-    for key in keys {
-        let subject = Subject::at(config, key, None, now);
+    for subject in subjects {
         let mut by_grant: Vec<(Option<usize>, ActionSet)> = Vec::new();
         for action in Action::ALL {
             if let Decision::Allow { hypervisors, grant } = subject.decide(action, name) {
@@ -72,7 +69,7 @@ fn holders(config: &Config, now: i64, name: &str, at: HypervisorId) -> Holders {
             }
         }
         if !by_grant.is_empty() {
-            holders.push((key.clone(), by_grant));
+            holders.push((subject.key().to_owned(), by_grant));
         }
     }
     holders
@@ -125,6 +122,13 @@ pub fn report(config: &Config, answers: &[(HypervisorId, Answer)], now: i64) -> 
             domains.entry(&listed.name).or_default().push((*id, listed));
         }
     }
+    let mut keys: Vec<(&String, &Vec<Grant>)> = config.keys.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    // Judged as of one moment, each key once, for every domain.
+    let subjects: Vec<Subject<'_>> = keys
+        .iter()
+        .map(|(key, _)| Subject::at(config, key, None, now))
+        .collect();
     let (mut unowned, mut shared, mut ambiguous, mut twice) = (0, 0, 0, 0);
     for (name, places) in &domains {
         for (id, listed) in places {
@@ -133,7 +137,7 @@ pub fn report(config: &Config, answers: &[(HypervisorId, Answer)], now: i64) -> 
                 None => "shut off".to_owned(),
             };
             let _ = writeln!(text, "domain {} on {} ({state})", escape(name), label(*id));
-            let holders = holders(config, now, name, *id);
+            let holders = holders(&subjects, name, *id);
             let bound =
                 config.allowed_hosts.iter().any(|h| h == name) && config.connect.contains(id);
             if holders.is_empty() && !bound {
@@ -201,8 +205,6 @@ pub fn report(config: &Config, answers: &[(HypervisorId, Answer)], now: i64) -> 
     // Grants that match no existing domain where they look.
     let mut idle_grants = 0;
     let mut told = HashSet::new();
-    let mut keys: Vec<(&String, &Vec<Grant>)> = config.keys.iter().collect();
-    keys.sort_by(|a, b| a.0.cmp(b.0));
     for (key, grants) in keys {
         for (index, grant) in grants.iter().enumerate() {
             if !told.insert((grant.file, grant.line)) {
