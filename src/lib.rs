@@ -18,6 +18,7 @@ pub mod escape;
 pub mod expiry;
 pub mod graphics;
 pub mod lookup;
+pub mod pattern;
 pub mod policy;
 pub mod request;
 pub mod trust;

@@ -321,8 +321,10 @@ grants for every member, where it stands in file order.
 .TP
 .B keys
 Key name to a list of grants.
-A grant has \fBdomains\fR (required, not empty: exact names, or patterns with \fB*\fR,
-\fB?\fR and \fB[...]\fR), \fBcommands\fR (any of start, shutdown, reboot, reset, destroy,
+A grant has \fBdomains\fR (required, not empty: exact names, or patterns that mean what
+they mean to bash's \fB[[ NAME == PATTERN ]]\fR: \fB*\fR, \fB?\fR, \fB[...]\fR with
+\fB[!...]\fR and \fB[^...]\fR negating, POSIX classes such as \fB[[:digit:]]\fR, and \fB\e\fR
+escaping; a pattern bash would read two ways refuses the config), \fBcommands\fR (any of start, shutdown, reboot, reset, destroy,
 console, status, suspend, resume, ctrl\-alt\-del, screenshot, display; the seven from start
 to status when left out: the later five only by name), \fBconnect\fR (where this grant's domains
 live instead of the top\-level \fBconnect\fR: a URI, a hypervisor name, or a list) and

@@ -89,17 +89,11 @@ pub fn judge<'c>(subject: &Subject<'c>, request: &Request) -> Judgement<'c> {
 }
 
 impl DomainPattern {
-    /// Whether `domain` is this name, or matches this pattern (case-sensitive, like
-    /// libvirt's names; `/` and a leading `.` are ordinary characters).
+    /// Whether `domain` is this name, or matches this pattern as bash would.
     pub fn matches(&self, domain: &str) -> bool {
-        const OPTIONS: glob::MatchOptions = glob::MatchOptions {
-            case_sensitive: true,
-            require_literal_separator: false,
-            require_literal_leading_dot: false,
-        };
         match self {
             DomainPattern::Exact(name) => name == domain,
-            DomainPattern::Glob(pattern) => pattern.matches_with(domain, OPTIONS),
+            DomainPattern::Glob(pattern) => pattern.matches(domain),
         }
     }
 }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 pub use audit::AuditSink;
 pub use libvirtd::Libvirtd;
 pub use sshd::{SshKey, Sshd};
-pub use support::{describe, run, unique, write_file};
+pub use support::{code, describe, run, stderr, stdout, unique, write_file};
 
 use libvirtd::{LIBVIRTD, VIRSH};
 use sshd::{SSH, SSH_KEYGEN, SSHD, UNSHARE};

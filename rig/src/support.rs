@@ -284,3 +284,18 @@ pub(crate) fn lookup_id(file: &str, name: &str) -> Result<u32, String> {
 pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("rig paths are UTF-8")
 }
+
+/// A finished run's exit status (`None` when a signal ended it).
+pub fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// A finished run's stdout, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A finished run's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -4,14 +4,17 @@
 //! The loader is all-or-nothing: a config with an unknown field, a wrong type, an empty
 //! `domains`, an unknown command, a bad pattern or a relative path is refused as a whole
 //! with the file, line, column and reason, so that no request ever runs on a config that was
-//! only partly understood. This file holds the model and the entry points; `file` reads the
-//! bytes (bounded, after the trust check), `read` turns text into a [`Config`], and `de`
-//! holds the serde plumbing with every field's rule. Deciding what a config allows is
+//! only partly understood. There is one reading, so the gateway and `check` give one
+//! verdict. This file holds the model and the entry points; `file` reads the bytes
+//! (bounded, after the trust check), `read` turns text into a [`Config`] section by
+//! section, and `fields` holds every value's rule. Deciding what a config allows is
 //! `policy`'s job, not this module's.
 
-mod de;
+mod fields;
 mod file;
 mod read;
+
+pub use read::Keep;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -130,20 +133,21 @@ pub struct Group {
     pub line: usize,
 }
 
-/// An exact domain name, or a shell-style pattern (`*`, `?`, `[...]`). Matching one is
-/// `policy`'s business.
+/// An exact domain name, or a pattern as bash reads it (see `crate::pattern`). Matching
+/// one is `policy`'s business.
 #[derive(Debug, Clone)]
 pub enum DomainPattern {
+    /// A name written without any wildcard or escape.
     Exact(String),
-    Glob(glob::Pattern),
+    Glob(crate::pattern::Pattern),
 }
 
 impl DomainPattern {
-    /// The pattern as the administrator wrote it (runs of `*` as one).
+    /// The pattern as the administrator wrote it.
     pub fn text(&self) -> &str {
         match self {
             DomainPattern::Exact(name) => name,
-            DomainPattern::Glob(glob) => glob.as_str(),
+            DomainPattern::Glob(pattern) => pattern.as_str(),
         }
     }
 }
@@ -225,23 +229,25 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates the config at `path`, keeping every key. Refused unread if others
-/// could rewrite it (see `trust`), and bounded (see [`MAX_CONFIG_BYTES`]).
+/// Reads and validates the config at `path` and its drop-ins; refused with the first
+/// problem in file order. Refused unread if others could rewrite it (see `trust`), and
+/// bounded (see [`MAX_CONFIG_BYTES`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_all(path).map_err(first)
 }
 
-/// Like [`load`], but a config whose grants hold several mistakes is refused with all of
-/// them (`check` shows every one). A file that is not JSON stops at its first error.
+/// Like [`load`], but refused with every problem (`check` shows them all). A file that is
+/// not JSON stops at its first error; the other files and sections are still read.
 pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let texts = file::read_config_and_drop_ins(path).map_err(|error| vec![error])?;
-    parse_files_all(&texts)
+    parse_files(&texts)
 }
 
-/// The gateway's [`load`]: every grant is validated, only `key`'s are kept.
+/// The gateway's [`load`]: the same reading, the same verdict, but only `key`'s grants are
+/// built (every other grant is checked all the same).
 pub fn load_for_key(path: &Path, key: &str) -> Result<Config, ConfigError> {
     let texts = file::read_config_and_drop_ins(path)?;
-    parse_files_for_key(&texts, key)
+    read::read(&texts, Keep::Key(key)).map_err(first)
 }
 
 /// The directory of drop-in files beside the config at `path`: `dromaius.d`.
@@ -249,39 +255,24 @@ pub fn drop_in_dir(path: &Path) -> PathBuf {
     path.parent().unwrap_or(Path::new(".")).join("dromaius.d")
 }
 
-/// Validates config text, keeping every key; `file` is only used in errors. Pure.
+/// Validates config text; `file` is only used in errors. Pure.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     parse_all(text, file).map_err(first)
 }
 
-/// Like [`parse`], with every refused grant reported (each grant is read on its own, so a
-/// mistake in one does not hide a mistake in the next).
+/// Like [`parse`], with every problem reported.
 pub fn parse_all(text: &str, file: &Path) -> Result<Config, Vec<ConfigError>> {
-    parse_files_all(&[(file.to_owned(), text.to_owned())])
+    parse_files(&[(file.to_owned(), text.to_owned())])
 }
 
 /// [`parse_all`] of a main config and its drop-ins (path and text of each, main first).
-pub fn parse_files_all(files: &[(PathBuf, String)]) -> Result<Config, Vec<ConfigError>> {
-    read::read(files, read::Reading::GrantByGrant { only: None })
+pub fn parse_files(files: &[(PathBuf, String)]) -> Result<Config, Vec<ConfigError>> {
+    read::read(files, Keep::Every)
 }
 
-/// [`parse`] for a gateway that serves `key`: every grant of every key is validated all the
-/// same (a config is taken whole or not at all), but only `key`'s grants are kept.
-///
-/// The other keys' grants are checked in the one pass over the file. That reading's
-/// refusals are not final: the config is then read again the way `check` reads it, grant
-/// by grant, and that answer stands, so that the gateway refuses a config exactly when
-/// `check` does and with its words. The one-pass reading must never accept what `check`
-/// refuses: a property test and the config fuzz target hold it to that.
+/// [`parse`] keeping only `key`'s grants, as the gateway reads.
 pub fn parse_for_key(text: &str, file: &Path, key: &str) -> Result<Config, ConfigError> {
-    parse_files_for_key(&[(file.to_owned(), text.to_owned())], key)
-}
-
-/// [`parse_for_key`] of a main config and its drop-ins.
-pub fn parse_files_for_key(files: &[(PathBuf, String)], key: &str) -> Result<Config, ConfigError> {
-    read::read(files, read::Reading::InPlace { kept: key })
-        .or_else(|_| read::read(files, read::Reading::GrantByGrant { only: Some(key) }))
-        .map_err(first)
+    read::read(&[(file.to_owned(), text.to_owned())], Keep::Key(key)).map_err(first)
 }
 
 /// The first of a non-empty list of errors, in file order.
@@ -295,7 +286,10 @@ fn first(errors: Vec<ConfigError>) -> ConfigError {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod label_tests {
     use super::*;
 
     #[test]
