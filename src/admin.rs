@@ -13,7 +13,6 @@ mod explain;
 mod keyline;
 mod live;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -101,20 +100,16 @@ fn run_check(
     };
     let file = shown(path);
     say(&check::summary(&config, &file));
-    for warning in
-        ownership_warnings(path)
-            .into_iter()
-            .chain(check::warnings(&config).into_iter().map(|w| {
-                let file = config
-                    .files
-                    .get(w.file)
-                    .map_or_else(|| file.clone(), |f| shown(f));
-                match w.line {
-                    Some(line) => format!("{file}:{line}: {}", w.message),
-                    None => format!("{file}: {}", w.message),
-                }
-            }))
-    {
+    for warning in check::warnings(&config).into_iter().map(|w| {
+        let file = config
+            .files
+            .get(w.file)
+            .map_or_else(|| file.clone(), |f| shown(f));
+        match w.line {
+            Some(line) => format!("{file}:{line}: {}", w.message),
+            None => format!("{file}: {}", w.message),
+        }
+    }) {
         warn(&warning);
     }
     let mut status = Status::Ok;
@@ -220,25 +215,6 @@ fn become_user(name: &str) -> Result<()> {
         bail!("could still become root after becoming {}", escape(name));
     }
     Ok(())
-}
-
-/// Whoever can write the config can grant themselves every domain. The loader accepts a
-/// config owned by the user running dromaius (like sshd's StrictModes); `check` still says so.
-fn ownership_warnings(path: &Path) -> Vec<String> {
-    let Ok(metadata) = std::fs::metadata(path) else {
-        return Vec::new();
-    };
-    let mut warnings = Vec::new();
-    if metadata.uid() != 0 {
-        warnings.push(format!(
-            "{} is owned by uid {}, not root: its owner can grant any key any domain",
-            shown(path),
-            metadata.uid()
-        ));
-    }
-    // A config writable by group or others never gets this far: the loader refuses it
-    // (src/trust.rs), for `check` exactly as for the gateway.
-    warnings
 }
 
 /// Lints an `authorized_keys` file, or an `AuthorizedPrincipalsFile` when `principals`.

@@ -7,14 +7,16 @@
 //!
 //! The rule, for the file and every directory above it (both as the path is written and
 //! after symlinks are resolved):
-//! - it is owned by root or by the user running dromaius (as sshd requires of
-//!   `authorized_keys` and the directories above it);
+//! - it is owned by root. Not by the account running dromaius: in whole-account mode
+//!   (`ForceCommand`) that account *is* the constrained user, and a config it owns — such
+//!   as go-dromaius's `./dromaius.json` in its own home — is one it can rewrite to grant
+//!   itself any domain;
 //! - the file is not writable by group or others;
 //! - a directory is not writable by group or others, unless it has the sticky bit (`/tmp`):
 //!   there only an entry's owner, the directory's owner or root may rename or remove an
 //!   entry, and every entry on the way down is itself checked;
-//! - a symlink on the way is owned by root or by the user running dromaius (its target is
-//!   checked as well, through the resolved path).
+//! - a symlink on the way is owned by root (its target is checked as well, through the
+//!   resolved path).
 
 use std::fmt;
 use std::fs::{self, File, Metadata};
@@ -56,8 +58,8 @@ impl fmt::Display for Untrusted {
     }
 }
 
-/// Decides whether every component is safe for a process running as `uid`. Pure.
-pub fn judge(entries: &[Entry], uid: u32) -> Result<(), Untrusted> {
+/// Decides whether every component is safe to take a config from. Pure.
+pub fn judge(entries: &[Entry]) -> Result<(), Untrusted> {
     for entry in entries {
         let shown = crate::escape::escape(&entry.path.to_string_lossy());
         let what = match entry.kind {
@@ -66,10 +68,11 @@ pub fn judge(entries: &[Entry], uid: u32) -> Result<(), Untrusted> {
             Kind::Symlink => "symlink",
             Kind::Other => "path component",
         };
-        if entry.uid != 0 && entry.uid != uid {
+        if entry.uid != 0 {
             return Err(Untrusted(format!(
-                "{what} {shown} is owned by uid {}, not by root or uid {uid} (who runs \
-                 dromaius); refused, as sshd's StrictModes would",
+                "{what} {shown} is owned by uid {}, not by root; refused: whoever owns it \
+                 could grant any key any domain (a go-dromaius dromaius.json in the \
+                 account's home belongs in /etc/dromaius, owned by root)",
                 entry.uid
             )));
         }
@@ -145,14 +148,9 @@ fn entry(path: &Path, metadata: &Metadata, is_last: bool) -> Entry {
     }
 }
 
-/// The uid the checks are made for: the user running dromaius.
-pub fn running_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
-}
-
 /// [`gather`] then [`judge`]: the one call the loader makes.
 pub fn check(path: &Path, opened: &File) -> Result<(), Untrusted> {
-    judge(&gather(path, opened)?, running_uid())
+    judge(&gather(path, opened)?)
 }
 
 #[cfg(test)]
@@ -168,6 +166,7 @@ mod tests {
         }
     }
 
+    /// The account running dromaius: owning a config is no reason to trust it.
     const ME: u32 = 1000;
 
     #[test]
@@ -178,7 +177,10 @@ mod tests {
             (vec![e("/etc/d.json", File, 0, 0o644)], None),
             (vec![e("/etc/d.json", File, 0, 0o600)], None),
             (vec![e("/etc/d.json", File, 0, 0o400)], None),
-            (vec![e("/etc/d.json", File, ME, 0o644)], None),
+            (
+                vec![e("/etc/d.json", File, ME, 0o644)],
+                Some("owned by uid 1000, not by root"),
+            ),
             (
                 vec![e("/etc/d.json", File, 0, 0o664)],
                 Some("writable by group"),
@@ -192,10 +194,13 @@ mod tests {
             ),
             (
                 vec![e("/etc/d.json", File, 33, 0o600)],
-                Some("not by root or uid 1000"),
+                Some("could grant any key any domain"),
             ),
             (vec![e("/etc", Directory, 0, 0o755)], None),
-            (vec![e("/etc", Directory, ME, 0o700)], None),
+            (
+                vec![e("/home/dromaius", Directory, ME, 0o700)],
+                Some("directory /home/dromaius is owned by uid 1000"),
+            ),
             (
                 vec![e("/etc", Directory, 0, 0o775)],
                 Some("directory /etc is writable"),
@@ -208,13 +213,16 @@ mod tests {
             ),
             // Sticky and root's (/tmp): only owners may rename what is in it.
             (vec![e("/tmp", Directory, 0, 0o1777)], None),
-            (vec![e("/tmp", Directory, ME, 0o1777)], None),
+            (
+                vec![e("/tmp", Directory, ME, 0o1777)],
+                Some("owned by uid 1000"),
+            ),
             (
                 vec![e("/tmp", Directory, 1001, 0o1777)],
                 Some("owned by uid 1001"),
             ),
             (vec![e("/l", Symlink, 0, 0o777)], None),
-            (vec![e("/l", Symlink, ME, 0o777)], None),
+            (vec![e("/l", Symlink, ME, 0o777)], Some("owned by uid 1000")),
             (
                 vec![e("/l", Symlink, 1001, 0o777)],
                 Some("symlink /l is owned by uid 1001"),
@@ -246,7 +254,7 @@ mod tests {
             ),
         ];
         for (entries, refused) in cases {
-            let verdict = judge(&entries, ME);
+            let verdict = judge(&entries);
             match refused {
                 None => assert_eq!(verdict, Ok(()), "{entries:?}"),
                 Some(fragment) => {
@@ -257,9 +265,6 @@ mod tests {
                 }
             }
         }
-        // root is just another uid for the owner rule, and always allowed.
-        assert_eq!(judge(&[e("/c", File, 0, 0o644)], 0), Ok(()));
-        assert!(judge(&[e("/c", File, ME, 0o644)], 0).is_err());
     }
 
     #[test]

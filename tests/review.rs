@@ -158,3 +158,44 @@ fn another_keys_fault_refuses_the_gateway_as_check_does() {
         assert_eq!(stdout(&out), "");
     }
 }
+
+/// The review's case 4: in whole-account mode dromaius runs as the constrained account,
+/// and go-dromaius's flags without `-config` read `./dromaius.json` in that account's own
+/// home. A file the account can write grants it anything, so it is refused, and the
+/// refusal says why.
+#[test]
+fn a_config_the_constrained_account_owns_is_refused() {
+    let rig = Rig::get();
+    let victim = unique("victim");
+    rig.define(&victim);
+    let home = common::support::make_temp_dir("account-home");
+    std::fs::write(
+        home.join("dromaius.json"),
+        format!(
+            r#"{{"connect": "{}", "AllowedHosts": ["{victim}"]}}"#,
+            rig.test_uri()
+        ),
+    )
+    .unwrap();
+    for path in [home.clone(), home.join("dromaius.json")] {
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    }
+    let out = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(common::dromaius_bin())
+        .args(["-cmd", "start", "-host", &victim])
+        .current_dir(&home)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SSH_CONNECTION", "192.0.2.9 50000 127.0.0.1 22")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dromaius as nobody");
+    assert_eq!(code(&out), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dromaius.json is owned by uid 65534, not by root"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(rig.state(&victim), "shut off");
+}
