@@ -4,12 +4,14 @@
 //! fake `ssh` that records its argv and fails, for every proxy mode, with and without
 //! read-only. virt-manager: its own `_make_ssh_command` (virtManager/details/sshtunnels.py)
 //! is called by Debian's python3 on display descriptions like the ones libvirt gives it.
-//! No daemon, no display, no network: only the client packages (scripts/install-deps).
-//! virt-viewer needs a running domain and a display to build its command; its strings are
-//! rows of the unit tests (src/tunnel/tests.rs), read from its sources.
+//! Neither needs a daemon or a display. virt-viewer builds its command only for a running
+//! domain it has read over a live connection: it runs under its own Xvfb, its libvirt
+//! connection relayed by the fake ssh to a session libvirtd of the rig whose test driver
+//! holds four running domains, one per kind of display. No network: every ssh is fake.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -317,4 +319,177 @@ fn what_the_installed_virt_manager_sends_is_recognised() {
         ("192.0.2.7", "5900", ""),
     ]);
     assert_eq!(direct, vec![None, None, None]);
+}
+
+const VIRT_VIEWER: &str = "/usr/bin/virt-viewer";
+const XVFB: &str = "/usr/bin/Xvfb";
+const SOCAT: &str = "/usr/bin/socat";
+
+/// Four running test-driver domains, one per kind of display virt-viewer tunnels to.
+const VIEWER_NODE: &str = r#"<node>
+  <domain type='test'><name>vnc-local</name><memory>65536</memory><os><type>hvm</type></os>
+    <devices><graphics type='vnc' port='5904' listen='127.0.0.1'/></devices></domain>
+  <domain type='test'><name>vnc-any</name><memory>65536</memory><os><type>hvm</type></os>
+    <devices><graphics type='vnc' port='5905' listen='0.0.0.0'/></devices></domain>
+  <domain type='test'><name>vnc-v6</name><memory>65536</memory><os><type>hvm</type></os>
+    <devices><graphics type='vnc' port='5906' listen='::1'/></devices></domain>
+  <domain type='test'><name>vnc-sock</name><memory>65536</memory><os><type>hvm</type></os>
+    <devices><graphics type='vnc' socket='/tmp/dromaius-tunnel-strings.sock'/></devices></domain>
+</node>
+"#;
+
+/// An X server of its own for virt-viewer, stopped when dropped.
+struct Xvfb {
+    server: std::process::Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        use std::io::BufRead;
+        let mut server = Command::new(XVFB)
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "1024x768x24",
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run Xvfb");
+        let mut number = String::new();
+        std::io::BufReader::new(server.stdout.take().expect("Xvfb's stdout"))
+            .read_line(&mut number)
+            .expect("read Xvfb's display number");
+        let number = number.trim();
+        assert!(!number.is_empty(), "Xvfb gave no display number");
+        Xvfb {
+            display: format!(":{number}"),
+            server,
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Runs the installed virt-viewer on `domain`, its libvirt connection relayed by a fake
+/// ssh to a session libvirtd, and returns the command of the display tunnel it then asks
+/// ssh for (virt-viewer runs `ssh` from PATH for that, not the URI's `command=`).
+fn virt_viewer_remote_command(
+    dir: &Path,
+    display: &str,
+    libvirtd: &dromaius_rig::Libvirtd,
+    domain: &str,
+) -> String {
+    let tunnels = dir.join(format!("tunnels-{domain}"));
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).expect("create bin");
+    let ssh = bin.join("ssh");
+    fs::write(
+        &ssh,
+        format!(
+            "#!/bin/sh\n\
+             for last in \"$@\"; do :; done\n\
+             case \"$last\" in\n\
+             *virt-ssh-helper*|*\"'nc' \\$ARG -U\"*) exec {SOCAT} - UNIX-CONNECT:{socket} ;;\n\
+             esac\n\
+             printf '%s' \"$last\" > {tunnels}.new && mv {tunnels}.new {tunnels}\n\
+             exit 255\n",
+            socket = libvirtd.socket().display(),
+            tunnels = tunnels.display(),
+        ),
+    )
+    .expect("write the fake ssh");
+    fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).expect("chmod the fake ssh");
+    let node = dir.join("node.xml");
+    let uri = format!(
+        "test+ssh://alice@vm-host{}?command={}&proxy=netcat",
+        node.display(),
+        ssh.display()
+    );
+    let mut viewer = Command::new(VIRT_VIEWER)
+        .args(["-c", &uri, domain])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", dir)
+        .env("DISPLAY", display)
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("run virt-viewer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let command = loop {
+        if let Ok(command) = fs::read_to_string(&tunnels) {
+            break Some(command);
+        }
+        if Instant::now() > deadline || viewer.try_wait().expect("wait").is_some() {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // virt-viewer and the relay its libvirt connection runs.
+    let group = nix::unistd::Pid::from_raw(viewer.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = viewer.wait();
+    command.unwrap_or_else(|| panic!("virt-viewer asked for no display tunnel for {domain}"))
+}
+
+#[test]
+fn what_the_installed_virt_viewer_sends_is_recognised() {
+    for tool in [VIRT_VIEWER, XVFB, SOCAT] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: apt-get install virt-viewer xvfb socat (scripts/install-deps does)"
+        );
+    }
+    let libvirtd = dromaius_rig::Libvirtd::start();
+    let xvfb = Xvfb::start();
+    let dir = make_temp_dir("viewer-strings");
+    fs::write(dir.join("node.xml"), VIEWER_NODE).expect("write the test driver's node");
+    fs::set_permissions(dir.join("node.xml"), fs::Permissions::from_mode(0o644))
+        .expect("chmod node.xml");
+    let tcp = |host: &str, port| Tunnel::Viewer {
+        client: Viewer::VirtViewer,
+        endpoint: Target::Tcp {
+            host: host.into(),
+            port,
+        },
+    };
+    let cases = [
+        ("vnc-local", tcp("127.0.0.1", 5904)),
+        // A wildcard listen: virt-viewer asks for localhost at the far end.
+        ("vnc-any", tcp("localhost", 5905)),
+        // IPv6 as the XML has it, unbracketed, in socat's address too (virt-viewer 11.0).
+        ("vnc-v6", tcp("::1", 5906)),
+        (
+            "vnc-sock",
+            Tunnel::Viewer {
+                client: Viewer::VirtViewer,
+                endpoint: Target::Unix("/tmp/dromaius-tunnel-strings.sock".into()),
+            },
+        ),
+    ];
+    for (domain, expected) in cases {
+        let command = virt_viewer_remote_command(&dir, &xvfb.display, &libvirtd, domain);
+        assert_eq!(
+            recognise(command.as_bytes()),
+            Some(expected),
+            "virt-viewer sent {command} for {domain}"
+        );
+    }
 }
