@@ -15,9 +15,10 @@
 //!
 //! # Where the strings come from
 //!
-//! Each form below was read in the sources of every version that a supported Debian,
-//! Ubuntu LTS or RHEL ships, and the forms of the installed Debian 12 clients were captured
-//! from the programs themselves (`tests/tunnel_strings.rs`).
+//! Each form below was read in the clients' sources, and the forms of the installed
+//! Debian 12 clients (libvirt 9.0, virt-manager 4.1.0, virt-viewer 11.0) were captured
+//! from the programs themselves (`tests/tunnel_strings.rs`). The versions the
+//! distributions ship:
 //!
 //! | distribution | libvirt | virt-manager | virt-viewer |
 //! |---|---|---|---|
@@ -33,8 +34,12 @@
 //!
 //! Debian's rows are `apt-cache showsrc` of bullseye, bookworm, bookworm-backports and
 //! trixie. The Ubuntu and RHEL rows are the versions those releases are known to ship;
-//! they were not checked against the archives here, which matters little: every string
-//! form is the same over a whole range of versions, and the ranges are these.
+//! they could not be checked against their archives here, which matters little: each
+//! string form is the same over a whole range of versions, the ranges are these, and
+//! every version in the table falls inside one. libvirt 6.0, 8.0, 10.0 and 10.10 were not
+//! read themselves: 8.0 – 10.10 lie between 7.0 and 11.3, whose forms are identical, with
+//! no change to them in 11.3's `NEWS.rst` but 9.1's (below); 6.0 lies between 2.3 and 6.8,
+//! with the same netcat format string at both ends.
 //!
 //! - **libvirt** (`src/rpc/virnetclient.c`, `virNetClientSSHHelperCommand`; before 6.8
 //!   `virNetClientNewSSH` / `virNetSocketNewConnectSSH`; the expected strings are in
@@ -52,9 +57,11 @@
 //!   - The socket path is pasted in unquoted, so a path with a space or a quote changes
 //!     what the remote shell runs: only absolute paths of `A-Za-z0-9/._+-` are recognised.
 //!     The default is `$LOCALSTATEDIR/run/libvirt/libvirt-sock` (`-sock-ro` when
-//!     read-only), i.e. `/var/run/...` on every distribution, deliberately not `/run` so
-//!     that hosts without `/run` work; a non-root client's `/session` URI with
-//!     `proxy=netcat` sends its own `$XDG_RUNTIME_DIR/libvirt/libvirt-sock`.
+//!     read-only), i.e. `/var/run/...`, deliberately not `/run` so that hosts without
+//!     `/run` work (7.0, 9.0, 11.3; whether 6.0 sent `/run/...` instead, from its
+//!     switch to `RUNSTATEDIR`, could not be read here: both are recognised, as is any
+//!     `socket=`); a non-root client's `/session` URI with `proxy=netcat` sends its own
+//!     `$XDG_RUNTIME_DIR/libvirt/libvirt-sock`, a root client's the system socket.
 //!   - The URI given to the helper is the client's URI without transport, host, user,
 //!     port and the remote driver's own parameters (`qemu:///system`), escaped twice with
 //!     `virBufferEscapeShell`: left bare when it holds no shell metacharacter, otherwise
