@@ -3,8 +3,9 @@
 //! The command line ([`cli`]: what an invocation is), the config loader with its
 //! permission check ([`config`], [`trust`]), the request grammar ([`request`]), the policy
 //! and the judgement of a request ([`policy`]), the rule for handing a domain name to
-//! virsh ([`lookup`]), which graphical console may be relayed ([`graphics`]) and the one
-//! escaping rule ([`escape`]). No virsh, no syslog, no signals: those stay in the binary
+//! virsh ([`lookup`]), which graphical console may be relayed ([`graphics`]), which
+//! fixed commands of standard libvirt clients an ssh session carries ([`tunnel`]) and the
+//! one escaping rule ([`escape`]). No virsh, no syslog, no signals: those stay in the binary
 //! (`main.rs`), which carries these decisions out. They are a library so that the binary,
 //! the administrator's subcommands, the fuzz targets and the tests all use the one copy of
 //! each rule.
@@ -22,3 +23,4 @@ pub mod pattern;
 pub mod policy;
 pub mod request;
 pub mod trust;
+pub mod tunnel;
