@@ -4,7 +4,7 @@
 //!
 //! It is built by a test, not by the binary: `man_page_is_up_to_date` renders the page
 //! and fails when `doc/dromaius.1` differs, so the shipped page can never lag behind the
-//! flags. `DROMAIUS_WRITE_MAN=1 cargo test --bin dromaius man_page` rewrites the file.
+//! flags. `DROMAIUS_WRITE_MAN=1 cargo test --lib man_page` rewrites the file.
 //! Nothing here is compiled into the program.
 
 #![cfg(test)]
@@ -473,7 +473,7 @@ mod tests {
         assert!(
             shipped == page,
             "doc/dromaius.1 is not what the clap definitions give; regenerate it with \
-             DROMAIUS_WRITE_MAN=1 cargo test --bin dromaius man_page"
+             DROMAIUS_WRITE_MAN=1 cargo test --lib man_page"
         );
     }
 
