@@ -9,7 +9,8 @@ use crate::cli::{self, ArgsError, GatewayArgs, Invocation};
 use crate::error::{self, Error, Status};
 use crate::gateway::{Channel, Gateway};
 use crate::session::{LineSource, OneLine, PlainLines};
-use crate::{admin, audit, config, identity, prompt, session, sys, virsh};
+use crate::system::{admin, process as sys, prompt, virsh};
+use crate::{audit, config, session};
 
 /// The whole program: what the command line asks for, carried out; its exit status.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
@@ -38,32 +39,34 @@ fn run_gateway(args: GatewayArgs) -> Status {
         .unwrap_or_default();
     // sshd's word for which key or certificate logged in, when it gives one: never an
     // error, never a delay; without it records are as before.
-    let identity = std::env::var_os("SSH_USER_AUTH").map(|path| identity::load(&path));
+    let identity =
+        std::env::var_os("SSH_USER_AUTH").map(|path| crate::system::files::read_identity(&path));
 
-    let config = match config::load_for_key(&args.config, &key) {
+    let config = match crate::system::files::load_for_key(&args.config, &key) {
         Ok(config) => config,
         Err(refused) => {
             error::report(&Error::Config(refused.to_string()));
             // No config, so no syslog_socket of its own: the refusal goes to the default one.
-            audit::Audit::connect(std::path::Path::new(config::DEFAULT_SYSLOG_SOCKET)).record(
-                &audit::Record {
-                    key: &key,
-                    client: client.as_deref(),
-                    command: b"-",
-                    domain: None,
-                    decision: audit::Decision::Deny,
-                    outcome: Status::Config.code(),
-                    reason: Some("config refused"),
-                    hypervisor: None,
-                    relay: None,
-                    identity: identity.as_ref().and_then(|i| i.as_ref().ok()),
-                },
-            );
+            crate::system::syslog::Audit::connect(std::path::Path::new(
+                config::DEFAULT_SYSLOG_SOCKET,
+            ))
+            .record(&audit::Record {
+                key: &key,
+                client: client.as_deref(),
+                command: b"-",
+                domain: None,
+                decision: audit::Decision::Deny,
+                outcome: Status::Config.code(),
+                reason: Some("config refused"),
+                hypervisor: None,
+                relay: None,
+                identity: identity.as_ref().and_then(|i| i.as_ref().ok()),
+            });
             return Status::Config;
         }
     };
     if args.debug {
-        audit::enable_debug(&config.syslog_socket);
+        crate::system::syslog::enable_debug(&config.syslog_socket);
     }
     let identity = match identity {
         Some(Ok(identity)) => Some(identity),

@@ -12,19 +12,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::action::{Action, ActionSet, Needs};
-use crate::audit::{self, Audit, Record};
+use crate::audit::{self, Record};
 use crate::config::{Config, Hypervisor, HypervisorId};
 use crate::error::{self, Error, Status};
 use crate::escape::escape;
 use crate::graphics;
 use crate::hypervisor::{Fault, Libvirt, Target};
-use crate::identity::Identity;
 use crate::lookup;
-use crate::output::say;
 use crate::policy::{self, Allowed, DenyReason, Judgement, Subject};
-use crate::relay;
 use crate::request::{ParseError, Verb};
 use crate::session::{Handled, Line};
+use crate::sshkey::auth_info::Identity;
+use crate::system::channel::say;
+use crate::system::relay;
+use crate::system::syslog::Audit;
 
 /// How long Tab may wait for the listings it completes from: a Tab that waits a minute for
 /// a stuck libvirt is worse than no completion.
@@ -143,7 +144,7 @@ impl<'a> Gateway<'a> {
         if !self.started.replace(true) {
             return Ok(());
         }
-        match crate::config::load_for_key(&self.config_path, &self.key) {
+        match crate::system::files::load_for_key(&self.config_path, &self.key) {
             Ok(fresh) => {
                 *self.config.borrow_mut() = fresh;
                 Ok(())
@@ -174,7 +175,7 @@ impl<'a> Gateway<'a> {
     /// Handles one line. `None` for a blank line, which asks for nothing.
     pub fn handle(&self, line: &Line) -> Option<Handled> {
         // Until the record is sent, a hang-up must not end the process under us.
-        let _in_hand = crate::sys::request_in_hand();
+        let _in_hand = crate::system::process::request_in_hand();
         if let Err(ended) = self.reread() {
             return Some(ended);
         }
@@ -198,7 +199,8 @@ impl<'a> Gateway<'a> {
         self.record(line, &judgement, status, &reply);
         Some(Handled {
             status,
-            end_session: judgement == Judgement::Session(Verb::Exit) || crate::sys::hung_up(),
+            end_session: judgement == Judgement::Session(Verb::Exit)
+                || crate::system::process::hung_up(),
         })
     }
 
@@ -342,7 +344,7 @@ impl<'a> Gateway<'a> {
             stdout.as_fd(),
             socket.as_mut(),
             watch,
-            &crate::sys::hung_up,
+            &crate::system::process::hung_up,
         );
         let result = match &ending {
             relay::Ending::ViewerClosed | relay::Ending::DisplayClosed => Ok(String::new()),
@@ -733,7 +735,7 @@ impl<'a> Gateway<'a> {
 /// Completion is not a request (it is not audited and runs nothing but a read-only
 /// listing), so it offers only what this key could use anyway: never a command outside its
 /// grants, never a domain it may not run that command on.
-impl crate::prompt::Completions for Gateway<'_> {
+impl crate::system::prompt::Completions for Gateway<'_> {
     fn commands(&self) -> Vec<&'static str> {
         let config = self.config();
         let subject = Subject::new(&config, &self.key, self.bound.as_deref());
@@ -754,7 +756,7 @@ impl crate::prompt::Completions for Gateway<'_> {
     fn domains(&self, action: Action) -> Vec<String> {
         let config = self.config();
         let subject = Subject::new(&config, &self.key, self.bound.as_deref());
-        if !subject.usable_actions().contains(action) || crate::sys::hung_up() {
+        if !subject.usable_actions().contains(action) || crate::system::process::hung_up() {
             return Vec::new();
         }
         let only: ActionSet = [action].into_iter().collect();
@@ -792,7 +794,7 @@ struct Attached<'w> {
 
 impl crate::hypervisor::Watch for Attached<'_> {
     fn still_allowed(&self) -> Result<(), String> {
-        let config = crate::config::load_for_key(self.config_path, self.key)
+        let config = crate::system::files::load_for_key(self.config_path, self.key)
             .map_err(|refused| format!("the config can no longer be read ({refused})"))?;
         let subject = Subject::new(&config, self.key, self.bound);
         match subject.decide(self.action, self.domain) {
@@ -907,7 +909,7 @@ pub fn list_text(rows: &[(String, &'static str, String)]) -> String {
 mod tests {
     use super::*;
     use crate::hypervisor::{Found, Uuid};
-    use crate::prompt::Completions;
+    use crate::system::prompt::Completions;
     use std::collections::HashMap;
     use std::path::Path;
     use std::sync::Mutex;

@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 pub mod action;
-pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -24,19 +23,16 @@ pub mod expiry;
 pub mod gateway;
 pub mod graphics;
 pub mod hypervisor;
-pub mod identity;
 pub mod lookup;
 #[cfg(test)]
 mod manpage;
-pub mod output;
 pub mod pattern;
 pub mod policy;
-pub mod prompt;
-pub mod pubkey;
-pub mod relay;
+pub mod report;
 pub mod request;
 pub mod session;
-pub mod sys;
+pub mod sshkey;
+pub mod system;
 pub mod trust;
 pub mod tunnel;
 pub mod virsh;

@@ -64,7 +64,7 @@ pub fn run(
                 }
             }
         }
-        if crate::sys::hung_up() {
+        if crate::system::process::hung_up() {
             return last;
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! A config that someone else can rewrite is a config that grants them anything, so the
 //! loader refuses it (78) before reading a byte of it. The decision ([`judge`]) is pure, over
-//! facts about each path component; [`gather`] is the thin layer that collects those facts
-//! with `lstat`/`stat`. What the config *says* is `config`'s business, not this module's.
+//! facts about each path component; `system::files` collects those facts with
+//! `lstat`/`stat`. What the config *says* is `config`'s business, not this module's.
 //!
 //! The rule, for the file and every directory above it (both as the path is written and
 //! after symlinks are resolved):
@@ -19,9 +19,7 @@
 //!   resolved path).
 
 use std::fmt;
-use std::fs::{self, File, Metadata};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What one path component is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +68,10 @@ pub fn judge(entries: &[Entry]) -> Result<(), Untrusted> {
         };
         if entry.uid != 0 {
             return Err(Untrusted(format!(
-                "{what} {shown} is owned by uid {}, not by root; refused: whoever owns it \
-                 could grant any key any domain (a go-dromaius dromaius.json in the \
-                 account's home belongs in /etc/dromaius, owned by root)",
+                "{what} {shown} is owned by uid {}, not by root; refused, as sshd's \
+                 StrictModes would refuse it: whoever owns it could grant any key any \
+                 domain (a go-dromaius dromaius.json in the account's home belongs in \
+                 /etc/dromaius, owned by root)",
                 entry.uid
             )));
         }
@@ -92,65 +91,6 @@ pub fn judge(entries: &[Entry]) -> Result<(), Untrusted> {
         }
     }
     Ok(())
-}
-
-/// Collects the facts about `path` (as written, with `lstat`, and resolved, with `stat`)
-/// and checks that `opened` — the file the loader will read — is the file they describe.
-pub fn gather(path: &Path, opened: &File) -> Result<Vec<Entry>, Untrusted> {
-    let cannot = |p: &Path, e: std::io::Error| {
-        Untrusted(format!(
-            "cannot check {}: {e}",
-            crate::escape::escape(&p.to_string_lossy())
-        ))
-    };
-    let written = std::path::absolute(path).map_err(|e| cannot(path, e))?;
-    let resolved = fs::canonicalize(&written).map_err(|e| cannot(&written, e))?;
-    let mut entries = Vec::new();
-    for (top, follow) in [(&written, false), (&resolved, true)] {
-        for (depth, component) in top.ancestors().enumerate() {
-            let metadata = if follow {
-                fs::metadata(component)
-            } else {
-                fs::symlink_metadata(component)
-            }
-            .map_err(|e| cannot(component, e))?;
-            entries.push(entry(component, &metadata, depth == 0));
-        }
-    }
-    // What is read must be what was checked: the open file is the resolved path's inode.
-    let checked = fs::metadata(&resolved).map_err(|e| cannot(&resolved, e))?;
-    let read = opened.metadata().map_err(|e| cannot(&resolved, e))?;
-    if (checked.dev(), checked.ino()) != (read.dev(), read.ino()) {
-        return Err(Untrusted(format!(
-            "{} changed while it was being checked",
-            crate::escape::escape(&written.to_string_lossy())
-        )));
-    }
-    Ok(entries)
-}
-
-fn entry(path: &Path, metadata: &Metadata, is_last: bool) -> Entry {
-    let file_type = metadata.file_type();
-    let kind = if file_type.is_symlink() {
-        Kind::Symlink
-    } else if file_type.is_dir() {
-        Kind::Directory
-    } else if file_type.is_file() && is_last {
-        Kind::File
-    } else {
-        Kind::Other
-    };
-    Entry {
-        path: path.to_owned(),
-        kind,
-        uid: metadata.uid(),
-        mode: metadata.mode() & 0o7777,
-    }
-}
-
-/// [`gather`] then [`judge`]: the one call the loader makes.
-pub fn check(path: &Path, opened: &File) -> Result<(), Untrusted> {
-    judge(&gather(path, opened)?)
 }
 
 #[cfg(test)]
@@ -265,42 +205,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn gather_sees_the_written_path_and_the_resolved_one() {
-        use std::os::unix::fs::{PermissionsExt, symlink};
-        let dir = std::env::temp_dir().join(format!("dromaius-trust-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("real")).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::set_permissions(dir.join("real"), fs::Permissions::from_mode(0o755)).unwrap();
-        let file = dir.join("real/c.json");
-        fs::write(&file, "{}").unwrap();
-        symlink(dir.join("real"), dir.join("link")).unwrap();
-        let through_link = dir.join("link/c.json");
-        let opened = File::open(&through_link).unwrap();
-        let entries = gather(&through_link, &opened).unwrap();
-        let kinds: Vec<(PathBuf, Kind)> =
-            entries.iter().map(|e| (e.path.clone(), e.kind)).collect();
-        assert!(
-            kinds.contains(&(dir.join("link"), Kind::Symlink)),
-            "{kinds:?}"
-        );
-        assert!(
-            kinds.contains(&(dir.join("real"), Kind::Directory)),
-            "{kinds:?}"
-        );
-        assert!(kinds.contains(&(file.clone(), Kind::File)), "{kinds:?}");
-        assert!(
-            kinds.contains(&(PathBuf::from("/"), Kind::Directory)),
-            "{kinds:?}"
-        );
-        // A file other than the one opened is caught.
-        let other = dir.join("real/other.json");
-        fs::write(&other, "{}").unwrap();
-        let wrong = File::open(&other).unwrap();
-        assert!(gather(&through_link, &wrong).is_err());
-        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -5,13 +5,12 @@
 //! `domains`, an unknown command, a bad pattern or a relative path is refused as a whole
 //! with the file, line, column and reason, so that no request ever runs on a config that was
 //! only partly understood. There is one reading, so the gateway and `check` give one
-//! verdict. This file holds the model and the entry points; `file` reads the bytes
-//! (bounded, after the trust check), `read` turns text into a [`Config`] section by
-//! section, and `fields` holds every value's rule. Deciding what a config allows is
+//! verdict. This file holds the model and the entry points; `read` turns text into a
+//! [`Config`] section by section, and `fields` holds every value's rule. Getting the bytes
+//! (bounded, after the trust check) is `system::files`'s job. Deciding what a config allows is
 //! `policy`'s job, not this module's.
 
 mod fields;
-mod file;
 mod read;
 
 pub use read::Keep;
@@ -23,8 +22,6 @@ use std::time::Duration;
 
 use crate::action::ActionSet;
 use crate::expiry::Expiry;
-
-pub use file::read_bounded;
 
 /// Where the gateway looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/dromaius/dromaius.json";
@@ -206,7 +203,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// A problem with the file as a whole (missing, unreadable, untrusted): no line.
-    fn whole_file(file: &Path, reason: String) -> ConfigError {
+    pub fn whole_file(file: &Path, reason: String) -> ConfigError {
         ConfigError {
             file: file.to_owned(),
             line: 0,
@@ -229,27 +226,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates the config at `path` and its drop-ins; refused with the first
-/// problem in file order. Refused unread if others could rewrite it (see `trust`), and
-/// bounded (see [`MAX_CONFIG_BYTES`]).
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    load_all(path).map_err(first)
-}
-
-/// Like [`load`], but refused with every problem (`check` shows them all). A file that is
-/// not JSON stops at its first error; the other files and sections are still read.
-pub fn load_all(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let texts = file::read_config_and_drop_ins(path).map_err(|error| vec![error])?;
-    parse_files(&texts)
-}
-
-/// The gateway's [`load`]: the same reading, the same verdict, but only `key`'s grants are
-/// built (every other grant is checked all the same).
-pub fn load_for_key(path: &Path, key: &str) -> Result<Config, ConfigError> {
-    let texts = file::read_config_and_drop_ins(path)?;
-    read::read(&texts, Keep::Key(key)).map_err(first)
-}
-
 /// The directory of drop-in files beside the config at `path`: `dromaius.d`.
 pub fn drop_in_dir(path: &Path) -> PathBuf {
     path.parent().unwrap_or(Path::new(".")).join("dromaius.d")
@@ -270,13 +246,21 @@ pub fn parse_files(files: &[(PathBuf, String)]) -> Result<Config, Vec<ConfigErro
     read::read(files, Keep::Every)
 }
 
+/// [`parse_files`], building only the grants `keep` says.
+pub fn parse_files_keeping(
+    files: &[(PathBuf, String)],
+    keep: Keep<'_>,
+) -> Result<Config, Vec<ConfigError>> {
+    read::read(files, keep)
+}
+
 /// [`parse`] keeping only `key`'s grants, as the gateway reads.
 pub fn parse_for_key(text: &str, file: &Path, key: &str) -> Result<Config, ConfigError> {
     read::read(&[(file.to_owned(), text.to_owned())], Keep::Key(key)).map_err(first)
 }
 
 /// The first of a non-empty list of errors, in file order.
-fn first(errors: Vec<ConfigError>) -> ConfigError {
+pub fn first(errors: Vec<ConfigError>) -> ConfigError {
     errors.into_iter().next().unwrap_or_else(|| ConfigError {
         file: PathBuf::new(),
         line: 0,

@@ -68,9 +68,9 @@ impl<'c> Prompt<'c> {
     /// The prompt for the session named `name`, completing from `completions`; a session
     /// left waiting `idle` for a line ends.
     pub fn new(name: &str, completions: &'c dyn Completions, idle: Option<Duration>) -> Prompt<'c> {
-        crate::sys::remember_session_terminal();
+        crate::system::process::remember_session_terminal();
         if let Some(limit) = idle {
-            crate::sys::watch_idle(limit);
+            crate::system::process::watch_idle(limit);
         }
         let prompt = prompt_text(name);
         let term = std::env::var("TERM").unwrap_or_default();
@@ -103,9 +103,9 @@ impl<'c> Prompt<'c> {
 
 impl LineSource for Prompt<'_> {
     fn next_line(&mut self) -> Next {
-        crate::sys::idle_from_now(self.idle);
+        crate::system::process::idle_from_now(self.idle);
         let next = self.wait_for_line();
-        crate::sys::idle_from_now(None);
+        crate::system::process::idle_from_now(None);
         next
     }
 }
@@ -121,7 +121,7 @@ impl Prompt<'_> {
             } => (editor, prompt, keys),
         };
         // A Ctrl-C that reached us between commands is not meant for the next one.
-        crate::sys::take_interrupt();
+        crate::system::process::take_interrupt();
         keys.store(0, Ordering::SeqCst);
         match editor.readline(prompt) {
             Ok(line) => {
@@ -136,7 +136,7 @@ impl Prompt<'_> {
             Err(ReadlineError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidData => {
                 // rustyline drops the line at the first byte that is not UTF-8; what was
                 // typed after it on that line must not come back as a request of its own.
-                crate::sys::discard_typed_ahead();
+                crate::system::process::discard_typed_ahead();
                 let _ = writeln!(std::io::stdout());
                 Next::Line(Line::NotUtf8)
             }

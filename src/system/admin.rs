@@ -7,11 +7,7 @@
 //! This file does their I/O and exit statuses, with `anyhow` errors that say what was being
 //! done; the pure parts are submodules.
 
-mod authorized_keys;
-mod check;
-mod explain;
-mod keyline;
-mod live;
+use crate::report::{authorized_keys, check, explain, keyline, live};
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +17,7 @@ use crate::cli::AdminCommand;
 use crate::config;
 use crate::error::{Status, notice};
 use crate::escape::escape;
-use crate::output::say;
+use crate::system::channel::say;
 
 /// An `authorized_keys` file or a public key is far smaller than this.
 const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
@@ -83,7 +79,7 @@ fn run_check(
     principals: Option<&Path>,
     live_as: Option<&str>,
 ) -> Result<Status> {
-    let config = match config::load_all(path) {
+    let config = match crate::system::files::load_all(path) {
         Ok(config) => config,
         Err(errors) => {
             for error in &errors {
@@ -135,7 +131,7 @@ fn run_check(
 /// answer either.
 fn run_live(config: &config::Config, file: &str, user: &str) -> Result<Status> {
     become_user(user)?;
-    let virsh = crate::virsh::Virsh::new(&config.virsh);
+    let virsh = crate::system::virsh::Virsh::new(&config.virsh);
     let ids = live::hypervisors_to_ask(config);
     // The two questions go one after the other to each hypervisor, all hypervisors at once.
     let asked = crate::hypervisor::ask_each(config, &ids, config.timeout, |at, deadline| {
@@ -271,7 +267,7 @@ fn lint_authorized_keys(
 
 /// `explain`: 0 allowed, 77 denied, 2 unparseable, 78 config refused.
 fn run_explain(path: &Path, key: &str, request: &[String]) -> Result<Status> {
-    let config = match config::load(path) {
+    let config = match crate::system::files::load(path) {
         Ok(config) => config,
         Err(error) => {
             notice(&error.to_string());
@@ -326,7 +322,7 @@ fn run_keyline(
 }
 
 /// One OpenSSH public key, from a file or (`-`) stdin.
-fn read_public_key(input: &Path) -> Result<crate::pubkey::PublicKey> {
+fn read_public_key(input: &Path) -> Result<crate::sshkey::PublicKey> {
     let from_stdin = input == Path::new("-");
     let from = if from_stdin {
         "stdin".to_string()
@@ -334,7 +330,7 @@ fn read_public_key(input: &Path) -> Result<crate::pubkey::PublicKey> {
         shown(input)
     };
     let bytes = if from_stdin {
-        config::read_bounded(std::io::stdin().lock(), MAX_INPUT_BYTES, 0)
+        crate::system::files::read_bounded(std::io::stdin().lock(), MAX_INPUT_BYTES, 0)
             .map_err(anyhow::Error::msg)
             .context("stdin")?
     } else {
@@ -345,14 +341,14 @@ fn read_public_key(input: &Path) -> Result<crate::pubkey::PublicKey> {
     };
     // A .pub file ends with one newline; anything else on more lines is refused by `parse`.
     let text = text.strip_suffix('\n').unwrap_or(&text);
-    crate::pubkey::parse(text)
+    crate::sshkey::parse(text)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{from}: not an OpenSSH public key"))
 }
 
 /// Warnings that do not stop `keyline`: the line is still right, the config may be next.
 fn advise(path: &Path, key_name: &str, pty: bool) {
-    let config = match config::load(path) {
+    let config = match crate::system::files::load(path) {
         Ok(config) => config,
         Err(error) => {
             warn(&format!(
@@ -399,7 +395,7 @@ fn this_binary() -> Result<PathBuf> {
 fn read_file(path: &Path) -> Result<Vec<u8>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", shown(path)))?;
-    config::read_bounded(file, MAX_INPUT_BYTES, 0)
+    crate::system::files::read_bounded(file, MAX_INPUT_BYTES, 0)
         .map_err(anyhow::Error::msg)
         .with_context(|| shown(path))
 }

@@ -8,7 +8,7 @@
 
 use anyhow::{Result, bail};
 
-use crate::pubkey::PublicKey;
+use crate::sshkey::PublicKey;
 
 /// Characters a word of the forced command may hold: no quotes, no backslash, no space, no
 /// shell syntax (`$ ; | & < > ( ) { } * ? [ ] ~ # !` and the like). Paths use all of them.
@@ -139,10 +139,10 @@ pub fn line(request: &Request<'_>) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pubkey;
+    use crate::sshkey;
 
     fn key() -> PublicKey {
-        pubkey::parse(pubkey::tests::ED25519).unwrap()
+        sshkey::parse(crate::sshkey::tests::ED25519).unwrap()
     }
 
     #[test]
@@ -159,7 +159,7 @@ mod tests {
             line(&request).unwrap(),
             format!(
                 "command=\"/usr/bin/dromaius --key alice\",restrict,pty {}",
-                pubkey::tests::ED25519
+                crate::sshkey::tests::ED25519
             )
         );
         request.pty = false;
@@ -168,7 +168,7 @@ mod tests {
             line(&request).unwrap(),
             format!(
                 "command=\"/usr/bin/dromaius --key alice --config /etc/dromaius/other.json\",restrict {}",
-                pubkey::tests::ED25519
+                crate::sshkey::tests::ED25519
             )
         );
     }

@@ -13,7 +13,7 @@ use crate::config::{Config, Grant, HypervisorId};
 use crate::escape::escape;
 use crate::lookup::{self, Reading};
 use crate::policy::{Decision, Subject};
-use crate::virsh::Listed;
+use crate::virsh::parse::Listed;
 
 /// What one hypervisor answered: its domains (or virsh's words for why not), and whether
 /// it takes a read-write connection, which every action but `status` and `display` needs.

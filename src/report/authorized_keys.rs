@@ -19,7 +19,7 @@ use crate::cli::{self, ArgsError, GatewayArgs, Invocation};
 use crate::config::Config;
 use crate::escape::escape;
 use crate::policy::Subject;
-use crate::pubkey::{self, PublicKey};
+use crate::sshkey::{self, PublicKey};
 
 /// One finding, tied to a line of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,13 +139,13 @@ fn parse_line(line: &str) -> Result<Entry, String> {
     let line = line.trim_end_matches(['\r', ' ', '\t']);
     let first = line.split([' ', '\t']).next().unwrap_or_default();
     // sshd tries the line as a bare key first, then as options followed by a key.
-    let (options, key_text) = if pubkey::known_types().any(|t| t == first) {
+    let (options, key_text) = if sshkey::known_types().any(|t| t == first) {
         (Vec::new(), line)
     } else {
         let (options, rest) = split_options(line)?;
         (parse_options(options)?, rest)
     };
-    let key = pubkey::parse(key_text)?;
+    let key = sshkey::parse(key_text)?;
     Ok(Entry { options, key })
 }
 
@@ -599,7 +599,7 @@ fn shell_words(command: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pubkey::tests::{ECDSA256, ED25519};
+    use crate::sshkey::tests::{ECDSA256, ED25519};
 
     const CONFIG: &str = r#"{
       "AllowedHosts": ["vhost1"],

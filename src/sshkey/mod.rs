@@ -1,5 +1,6 @@
 //! OpenSSH public keys and certificates as they appear in a `.pub` file, at the end of an
-//! `authorized_keys` line, or in sshd's `SSH_USER_AUTH` file: `TYPE BASE64-BLOB [COMMENT]`.
+//! `authorized_keys` line, or in sshd's `SSH_USER_AUTH` file: `TYPE BASE64-BLOB [COMMENT]`;
+//! and ([`auth_info`]) what sshd's `SSH_USER_AUTH` file says about who logged in.
 //!
 //! This module checks the text around the blob (one line, no options, a type sshd takes for
 //! a user key, a comment without control characters) and says what is wrong in words an
@@ -11,6 +12,8 @@
 //! the very bytes sshd hashes. No signature is verified — sshd did that, for certificates
 //! too — and no curve point is checked. Options in front of a key are `authorized_keys`'s
 //! business, not this.
+
+pub mod auth_info;
 
 use ssh_encoding::base64::{Base64, Encoding};
 use ssh_encoding::{Decode, Encode};

@@ -9,19 +9,14 @@
 //! text: the key of the first `publickey` line (the key whose `authorized_keys` options sshd
 //! applied first), its fingerprint, and for a certificate its key ID and serial. Anything
 //! else is not an identity, with a reason the caller logs at debug level: a missing or
-//! odd file must never fail or delay a request. Deciding is pure; only [`load`] and
-//! [`read_auth_file`] touch the file system. See FACTS.md for what sshd guarantees.
+//! odd file must never fail or delay a request. Everything here is pure; opening and
+//! reading the file is `system::files::read_auth_info`.
 
 use std::ffi::OsStr;
-use std::fs::{File, Metadata, OpenOptions};
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-
-use nix::fcntl::OFlag;
 
 use crate::escape::escape_truncated;
-use crate::pubkey::{self, Parsed};
+use crate::sshkey::{self, Parsed};
 
 /// Larger than anything sshd writes here: one line per method, and the largest is a
 /// certificate (an RSA-16384 certificate signed by an RSA-16384 CA is under 10 KiB of
@@ -110,7 +105,7 @@ pub fn explain_auth_info(text: &str) -> Result<Identity, String> {
             methods.join(", ")
         ));
     };
-    match pubkey::parse_key_or_certificate(&key_text) {
+    match sshkey::parse_key_or_certificate(&key_text) {
         Ok(parsed) => Ok(identity_of(&parsed)),
         Err(why) => Err(format!("line {number}: {why}")),
     }
@@ -162,30 +157,6 @@ pub enum FileKind {
     Directory,
     /// FIFO, socket, device.
     Other,
-}
-
-impl FileFacts {
-    pub fn of(metadata: &Metadata) -> FileFacts {
-        let file_type = metadata.file_type();
-        let kind = if file_type.is_symlink() {
-            FileKind::Symlink
-        } else if file_type.is_file() {
-            FileKind::Regular
-        } else if file_type.is_dir() {
-            FileKind::Directory
-        } else {
-            FileKind::Other
-        };
-        FileFacts {
-            kind,
-            dev: metadata.dev(),
-            ino: metadata.ino(),
-            uid: metadata.uid(),
-            mode: metadata.mode() & 0o7777,
-            nlink: metadata.nlink(),
-            size: metadata.size(),
-        }
-    }
 }
 
 /// Whether the path is one sshd's template makes: `/tmp/sshauth.` and 15 letters or digits
@@ -259,61 +230,13 @@ pub fn accept(
     Ok(())
 }
 
-/// The identity sshd exposed at `path` (the value of `SSH_USER_AUTH`), or why there is
-/// none, for a debug line.
-pub fn load(path: &OsStr) -> Result<Identity, String> {
-    let text = read_auth_file(path)?;
-    explain_auth_info(&text).map_err(|why| format!("{}: {why}", shown(path)))
-}
-
-/// Reads the file at `path` if [`accept`] takes it. The path is checked first, so nothing
-/// else is ever opened; `lstat` comes before `open`, so no FIFO (which would block) or
-/// device is opened either; `O_NOFOLLOW` refuses a link put there in between, and the
-/// `fstat` of what was opened must be the file `lstat` saw.
-pub fn read_auth_file(path: &OsStr) -> Result<String, String> {
-    let at = |why: String| format!("{}: {why}", shown(path));
-    check_path(path).map_err(|why| format!("SSH_USER_AUTH: {why}"))?;
-    let euid = nix::unistd::geteuid().as_raw();
-    let before = std::fs::symlink_metadata(path).map_err(|e| at(e.to_string()))?;
-    let before = FileFacts::of(&before);
-    check_file(&before, euid).map_err(at)?;
-    let flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits())
-        .open(path)
-        .map_err(|e| at(e.to_string()))?;
-    let opened = file.metadata().map_err(|e| at(e.to_string()))?;
-    accept(path, &before, &FileFacts::of(&opened), euid).map_err(at)?;
-    let bytes = read_at_most(file, MAX_AUTH_INFO_BYTES).map_err(|e| at(e.to_string()))?;
-    if bytes.len() as u64 != opened.size() {
-        return Err(at("it changed while it was read".into()));
-    }
-    // Lossy: a byte that is not UTF-8 can only sit where sshd writes free text (a GSSAPI
-    // name); on a publickey line the replacement character is refused like any other.
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn read_at_most(file: File, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-fn shown(path: &OsStr) -> String {
-    format!(
-        "SSH_USER_AUTH \"{}\"",
-        escape_truncated(path.as_bytes(), 80)
-    )
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::pubkey::tests::{ECDSA256, ED25519, ED25519_CERT, Keygen};
+    use crate::sshkey::tests::{ECDSA256, ED25519, ED25519_CERT, Keygen};
     use std::os::unix::ffi::OsStringExt;
 
-    fn key_of(line: &str) -> String {
+    pub(crate) fn key_of(line: &str) -> String {
         let mut words = line.split(' ');
         format!(
             "{} {}",
@@ -322,8 +245,8 @@ mod tests {
         )
     }
 
-    fn fingerprint(line: &str) -> String {
-        pubkey::parse_key_or_certificate(line)
+    pub(crate) fn fingerprint(line: &str) -> String {
+        sshkey::parse_key_or_certificate(line)
             .map(|p| p.fingerprint())
             .unwrap_or_default()
     }
@@ -731,105 +654,6 @@ mod tests {
                 .unwrap_err()
                 .contains("not a name")
         );
-    }
-
-    /// A file under sshd's own template, made and removed by a test.
-    struct AuthFile(std::path::PathBuf);
-
-    impl AuthFile {
-        fn new(tag: &str) -> AuthFile {
-            // 15 letters or digits, unique per test and process, like mkstemp's.
-            let name = format!("{tag:0>5}{:0>10}", std::process::id());
-            assert_eq!(name.len(), 15, "{name}");
-            AuthFile(std::path::PathBuf::from(format!("/tmp/sshauth.{name}")))
-        }
-
-        fn write(&self, text: &[u8], mode: u32) -> &Self {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::remove_file(&self.0);
-            std::fs::write(&self.0, text).unwrap_or_else(|e| panic!("{:?}: {e}", self.0));
-            std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(mode))
-                .unwrap_or_else(|e| panic!("{:?}: {e}", self.0));
-            self
-        }
-
-        fn path(&self) -> &OsStr {
-            self.0.as_os_str()
-        }
-    }
-
-    impl Drop for AuthFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    #[test]
-    fn the_file_sshd_made_is_read_and_nothing_else_is() {
-        let text = format!("publickey {}\n", key_of(ED25519_CERT));
-        let file = AuthFile::new("a");
-        file.write(text.as_bytes(), 0o600);
-        let identity = load(file.path()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            identity.cert.map(|c| (c.key_id, c.serial)),
-            Some(("alice@example".into(), 42))
-        );
-        assert_eq!(identity.fingerprint, fingerprint(ED25519));
-        file.write(text.as_bytes(), 0o400);
-        assert!(load(file.path()).is_ok());
-
-        let refused = |path: &OsStr, reason: &str| match load(path) {
-            Ok(identity) => panic!("{path:?} gave {identity:?}"),
-            Err(why) => assert!(why.contains(reason), "{path:?}: {why}"),
-        };
-        file.write(text.as_bytes(), 0o644);
-        refused(file.path(), "mode is 0644");
-        file.write(b"", 0o600);
-        refused(file.path(), "empty");
-        file.write(b"password\n", 0o600);
-        refused(file.path(), "no public key authentication");
-        file.write(&vec![b'x'; MAX_AUTH_INFO_BYTES as usize + 1], 0o600);
-        refused(file.path(), "larger than");
-        file.write(
-            format!("publickey {}\n\u{ff}", key_of(ED25519)).as_bytes(),
-            0o600,
-        );
-        refused(file.path(), "does not end with a line break");
-
-        // A symbolic link to a good file, a hard link to one, a directory, a FIFO (which
-        // must not block), a missing file, and a path outside the template.
-        let target = AuthFile::new("b");
-        target.write(text.as_bytes(), 0o600);
-        let _ = std::fs::remove_file(&file.0);
-        std::os::unix::fs::symlink(&target.0, &file.0).unwrap_or_else(|e| panic!("{e}"));
-        refused(file.path(), "symbolic link");
-        let _ = std::fs::remove_file(&file.0);
-        std::fs::hard_link(&target.0, &file.0).unwrap_or_else(|e| panic!("{e}"));
-        refused(file.path(), "2 hard links");
-        refused(target.path(), "2 hard links");
-        let _ = std::fs::remove_file(&file.0);
-        std::fs::create_dir(&file.0).unwrap_or_else(|e| panic!("{e}"));
-        refused(file.path(), "directory");
-        let _ = std::fs::remove_dir(&file.0);
-        let made = std::process::Command::new("mkfifo").arg(&file.0).status();
-        if made.is_ok_and(|s| s.success()) {
-            refused(file.path(), "not a regular file");
-        }
-        let _ = std::fs::remove_file(&file.0);
-        refused(file.path(), "No such file");
-        refused(OsStr::new("/etc/passwd"), "not a name sshd makes");
-        refused(
-            OsStr::new("/tmp/sshauth.../../etc/pass"),
-            "not a name sshd makes",
-        );
-
-        // Owned by somebody else: only root can make one, so only a test run as root can.
-        if nix::unistd::geteuid().is_root() {
-            target.write(text.as_bytes(), 0o600);
-            std::os::unix::fs::chown(&target.0, Some(65534), None)
-                .unwrap_or_else(|e| panic!("{e}"));
-            refused(target.path(), "owned by uid 65534");
-        }
     }
 
     /// Lines as sshd writes them (`publickey` and `sshkey_format_text`), for keys and
