@@ -1,18 +1,182 @@
-//! One syslog record per request (facility authpriv, ident `dromaius`), whatever happened.
+//! One syslog record per request (facility authpriv, ident `dromaius`), whatever happened,
+//! and the rule for when a record may be dropped.
 //!
 //! Formatting is pure: every field is `name="value"` with the value escaped by
 //! `escape`, so no byte a user sends can end the record, start another, or forge a field.
-//! Sending is `system::syslog`'s.
+//! The [`Auditor`] decides what a flood may cost: a record of a request that acted (or of a
+//! config refused) waits for room in syslog's queue up to [`ACTED_WAIT`] and is never
+//! rate-limited; the records of invalid, denied and session requests are limited per
+//! session ([`ROUTINE_BURST`], then [`ROUTINE_PER_SECOND`]) and wait at most
+//! [`ROUTINE_WAIT`], so one session's flood can neither fill syslog's queue ahead of
+//! another session's `destroy` nor hold up its own requests. Whatever is not sent is
+//! counted and said in a record of its own (`dropped=N`) as soon as one gets through, and
+//! at the session's end. Sending is the [`AuditSink`]'s (`system::syslog`).
 
-use std::time::Duration;
-
-use syslog::Severity;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::escape::{escape, escape_truncated};
 use crate::sshkey::auth_info::Identity;
 
 /// How many bytes of a user-controlled field are kept in a record.
 pub const MAX_FIELD_BYTES: usize = 256;
+
+/// The longest a record of a request that acted may wait for room in syslog's queue: a
+/// syslog that takes 15 ms a record (a loaded journald) frees the 10 places of a datagram
+/// queue in 150 ms. A
+/// syslog that makes one wait this long in vain is taken as stuck until a record gets
+/// through again: meanwhile records do not wait at all, so a dead syslog costs one request
+/// one wait, never every request.
+pub const ACTED_WAIT: Duration = Duration::from_millis(250);
+/// The longest any other record waits for room.
+pub const ROUTINE_WAIT: Duration = Duration::from_millis(10);
+/// Records of invalid, denied and session requests a session may send at once...
+pub const ROUTINE_BURST: u32 = 20;
+/// ... and how many more per second after that.
+pub const ROUTINE_PER_SECOND: u32 = 5;
+
+/// How urgent a syslog record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Debug,
+}
+
+/// Where records go: syslog's socket, or a test's fake.
+pub trait AuditSink: Sync {
+    /// Sends one message at `severity`, waiting at most `wait` for room; whether it was
+    /// taken.
+    fn send(&self, severity: Severity, message: &str, wait: Duration) -> bool;
+}
+
+/// A sink that takes nothing (no syslog socket could be opened).
+pub struct Nowhere;
+
+impl AuditSink for Nowhere {
+    fn send(&self, _: Severity, _: &str, _: Duration) -> bool {
+        false
+    }
+}
+
+/// One session's records on their way to the sink, under the rule in the module doc.
+pub struct Auditor<'s> {
+    sink: &'s dyn AuditSink,
+    state: Mutex<Budget>,
+}
+
+/// What the rule keeps count of.
+struct Budget {
+    /// Routine records that may still go now (a token bucket).
+    tokens: f64,
+    refilled: Instant,
+    /// Records not sent since the last that was.
+    dropped: u64,
+    /// A record of a request that acted waited [`ACTED_WAIT`] in vain.
+    stuck: bool,
+    /// Who the summary of dropped records is about.
+    key: String,
+    client: Option<String>,
+}
+
+impl Budget {
+    /// How long a record may wait for room: nothing while syslog is stuck.
+    fn wait(&self, acted: bool) -> Duration {
+        match (self.stuck, acted) {
+            (true, _) => Duration::ZERO,
+            (false, true) => ACTED_WAIT,
+            (false, false) => ROUTINE_WAIT,
+        }
+    }
+
+    fn take_token(&mut self, now: Instant) -> bool {
+        let since = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens =
+            (self.tokens + since * f64::from(ROUTINE_PER_SECOND)).min(f64::from(ROUTINE_BURST));
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+impl<'s> Auditor<'s> {
+    pub fn new(sink: &'s dyn AuditSink, now: Instant) -> Auditor<'s> {
+        Auditor {
+            sink,
+            state: Mutex::new(Budget {
+                tokens: f64::from(ROUTINE_BURST),
+                refilled: now,
+                dropped: 0,
+                stuck: false,
+                key: String::new(),
+                client: None,
+            }),
+        }
+    }
+
+    /// Sends `record` as the rule allows, at `now`.
+    pub fn record(&self, record: &Record<'_>, now: Instant) {
+        let mut budget = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if budget.key.is_empty() {
+            budget.key = record.key.to_owned();
+            budget.client = record.client.map(str::to_owned);
+        }
+        let acted = record.acted();
+        if !acted && !budget.take_token(now) {
+            budget.dropped += 1;
+            return;
+        }
+        let wait = budget.wait(acted);
+        self.say_dropped(&mut budget, wait);
+        let sent = self.sink.send(record.severity(), &record.message(), wait);
+        if sent {
+            budget.stuck = false;
+        } else {
+            budget.dropped += 1;
+            budget.stuck |= acted && wait == ACTED_WAIT;
+        }
+    }
+
+    /// At the session's end: says what was dropped, if anything was.
+    pub fn finish(&self) {
+        let mut budget = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = if budget.stuck {
+            ROUTINE_WAIT
+        } else {
+            ACTED_WAIT
+        };
+        self.say_dropped(&mut budget, wait);
+    }
+
+    /// Sends the count of records dropped since the last one sent, if there are any.
+    fn say_dropped(&self, budget: &mut Budget, wait: Duration) {
+        if budget.dropped == 0 {
+            return;
+        }
+        let message = format!(
+            "key=\"{}\" client=\"{}\" dropped={} reason=\"records not sent: rate limit or \
+             slow syslog\"",
+            escape_truncated(budget.key.as_bytes(), MAX_FIELD_BYTES),
+            budget
+                .client
+                .as_deref()
+                .map_or_else(|| "-".to_owned(), escape),
+            budget.dropped
+        );
+        if self.sink.send(Severity::Warning, &message, wait) {
+            budget.dropped = 0;
+        }
+    }
+}
+
+impl Drop for Auditor<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -51,6 +215,9 @@ pub struct Record<'a> {
     pub relay: Option<Relay<'a>>,
     /// Which key (or certificate) logged in, when sshd says (`ExposeAuthInfo`).
     pub identity: Option<&'a Identity>,
+    /// The request acted (or was allowed to try), or the config was refused: the record is
+    /// never rate-limited (see [`Auditor`]).
+    pub acted: bool,
 }
 
 /// The two moments of a relayed display.
@@ -123,9 +290,15 @@ impl Record<'_> {
 
     pub fn severity(&self) -> Severity {
         match self.decision {
-            Decision::Allow => Severity::LOG_INFO,
-            Decision::Deny | Decision::Invalid => Severity::LOG_WARNING,
+            Decision::Allow => Severity::Info,
+            Decision::Deny | Decision::Invalid => Severity::Warning,
         }
+    }
+
+    /// Whether it is the record of a request that acted (or tried to), or of a config
+    /// refused: such records are never rate-limited.
+    pub fn acted(&self) -> bool {
+        self.acted
     }
 }
 
@@ -155,6 +328,7 @@ mod tests {
             hypervisor: None,
             relay: None,
             identity: None,
+            acted: false,
         }
     }
 

@@ -30,6 +30,52 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// How a relayed display ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The viewer's side closed.
+    ViewerClosed,
+    /// QEMU closed the display (the domain shut down, say).
+    DisplayClosed,
+    /// The client hung up, or we were told to stop.
+    HungUp,
+    /// The config no longer allows it: why.
+    Revoked(crate::error::Revocation),
+}
+
+impl Ending {
+    /// For the audit record.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Ending::ViewerClosed => "viewer closed",
+            Ending::DisplayClosed => "display closed",
+            Ending::HungUp => "hung up",
+            Ending::Revoked(_) => "revoked while attached",
+        }
+    }
+}
+
+/// What passed through a relayed display, for the audit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Traffic {
+    pub to_display: u64,
+    pub to_viewer: u64,
+    pub lasted: std::time::Duration,
+}
+
+/// Why a display could not be connected to, for the user.
+pub fn why_not(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied (the account dromaius runs as may not use that socket)".into()
+        }
+        std::io::ErrorKind::ConnectionRefused => "nothing listens there".into(),
+        std::io::ErrorKind::NotFound => "no such socket".into(),
+        std::io::ErrorKind::TimedOut => "it did not answer in time".into(),
+        _ => error.to_string(),
+    }
+}
+
 /// Why `domdisplay`'s answer is not relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRelayed {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::action::Action;
 use crate::config::{Config, Hypervisor, HypervisorId};
+use crate::error::Revocation;
 
 /// A libvirt domain UUID in the canonical form virsh prints: 8-4-4-4-12 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,7 +67,7 @@ pub enum Fault {
     /// Another session holds the console: virsh's words.
     ConsoleBusy(String),
     /// An attachment was ended because the config no longer allows it: why.
-    Revoked(String),
+    Revoked(Revocation),
     /// virsh ran and failed: its words (safe for a terminal, the domain named as the user
     /// knows it) and, for when it said nothing, its exit status.
     Failed { words: String, status: String },
@@ -75,7 +76,7 @@ pub enum Fault {
 /// Asked, while an attachment lasts, whether it may go on: the config is read again.
 pub trait Watch: Sync {
     /// `Err(why)` when the attachment must end now.
-    fn still_allowed(&self) -> Result<(), String>;
+    fn still_allowed(&self) -> Result<(), Revocation>;
 }
 
 /// How often an attachment's [`Watch`] is asked (the contract says at least every 10 s).
@@ -134,8 +135,8 @@ pub trait Libvirt: Sync {
 }
 
 /// Runs `ask` for each of `ids` at once, each bounded by `timeout` from now on its own;
-/// returns each answer with how long it took. A hypervisor that is slow or unreachable
-/// holds up no other.
+/// returns each answer with how long that hypervisor took to give it (not how long the
+/// slowest took: a hypervisor that answered at once has its time left, whoever hung).
 pub fn ask_each<T: Send>(
     config: &Config,
     ids: &[HypervisorId],
@@ -150,17 +151,21 @@ pub fn ask_each<T: Send>(
             .map(|id| {
                 let ask = &ask;
                 let at = config.hypervisor(*id);
-                (*id, scope.spawn(move || ask(at, deadline)))
+                let asked = scope.spawn(move || (ask(at, deadline), started.elapsed()));
+                (*id, asked)
             })
             .collect();
         asking
             .into_iter()
             .map(|(id, asked)| {
-                let answer = asked.join().unwrap_or(Err(Fault::Failed {
-                    words: String::new(),
-                    status: "the lookup failed".into(),
-                }));
-                (id, answer, started.elapsed())
+                let (answer, took) = asked.join().unwrap_or_else(|_| {
+                    let failed = Fault::Failed {
+                        words: String::new(),
+                        status: "the lookup failed".into(),
+                    };
+                    (Err(failed), started.elapsed())
+                });
+                (id, answer, took)
             })
             .collect()
     })

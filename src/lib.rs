@@ -27,7 +27,9 @@ pub mod lookup;
 #[cfg(test)]
 mod manpage;
 pub mod pattern;
+pub mod placement;
 pub mod policy;
+pub mod render;
 pub mod report;
 pub mod request;
 pub mod session;

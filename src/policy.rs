@@ -7,9 +7,53 @@
 //! touch that one domain only, with every command if `AllowedHosts` lists it. [`judge`] is
 //! the whole judgement of one request, the one the gateway acts on and `explain` words.
 
-use crate::action::{Action, ActionSet};
-use crate::config::{Config, DomainPattern, Grant, HypervisorId};
+use crate::action::{Action, ActionSet, Needs};
+use crate::config::{Config, DomainPattern, Grant, Hypervisor, HypervisorId};
 use crate::request::{self, ParseError, Request, Verb};
+
+/// The SSH channel the requests come on: whether its ends are terminals, and whether it
+/// carries one request only. What an action needs of it is `Action::needs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    pub stdin_is_terminal: bool,
+    pub stdout_is_terminal: bool,
+    pub one_shot: bool,
+}
+
+/// What the channel lacks for an action: what the action needs, and whether it was asked at
+/// the prompt (or in a piped session) rather than as a request of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unfit {
+    pub needs: Needs,
+    pub at_prompt: bool,
+}
+
+impl Channel {
+    /// Whether this channel can carry `action`; decided before anything runs.
+    pub fn fits(self, action: Action) -> Result<(), Unfit> {
+        let fits = match action.needs() {
+            Needs::Nothing => true,
+            Needs::Terminal => self.stdin_is_terminal,
+            Needs::FileOrPipe => !self.stdout_is_terminal,
+            Needs::RawChannel => {
+                self.one_shot && !self.stdin_is_terminal && !self.stdout_is_terminal
+            }
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(Unfit {
+            needs: action.needs(),
+            at_prompt: !self.one_shot,
+        })
+    }
+}
+
+/// Whether a domain's graphical console on `at` may be relayed: only from a hypervisor on
+/// this host, whose 127.0.0.1 is ours (see `Hypervisor::is_local`).
+pub fn relays_display_from(at: &Hypervisor) -> bool {
+    at.is_local()
+}
 
 /// What the gateway does with one request, decided before anything runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,19 +84,26 @@ pub struct Allowed<'c> {
     pub grant: Option<usize>,
     /// Where the domain is looked up and acted on.
     pub hypervisors: &'c [HypervisorId],
+    /// What the channel lacks for it, if anything: then it is refused before anything runs.
+    pub unfit: Option<Unfit>,
 }
 
-/// Judges one line as the user sent it. `None` for a blank line, which asks for nothing.
-pub fn judge_line<'c>(subject: &Subject<'c>, line: &[u8]) -> Option<Judgement<'c>> {
+/// Judges one line as the user sent it, on `channel`. `None` for a blank line, which asks
+/// for nothing.
+pub fn judge_line<'c>(
+    subject: &Subject<'c>,
+    line: &[u8],
+    channel: Channel,
+) -> Option<Judgement<'c>> {
     match request::parse(line) {
         Ok(None) => None,
-        Ok(Some(request)) => Some(judge(subject, &request)),
+        Ok(Some(request)) => Some(judge(subject, &request, channel)),
         Err(error) => Some(Judgement::Invalid(error)),
     }
 }
 
-/// Judges a parsed request for `subject`.
-pub fn judge<'c>(subject: &Subject<'c>, request: &Request) -> Judgement<'c> {
+/// Judges a parsed request for `subject`, on `channel`.
+pub fn judge<'c>(subject: &Subject<'c>, request: &Request, channel: Channel) -> Judgement<'c> {
     let verb = request.verb;
     if verb == Verb::Exit {
         return Judgement::Session(verb);
@@ -79,6 +130,7 @@ pub fn judge<'c>(subject: &Subject<'c>, request: &Request) -> Judgement<'c> {
             implied,
             grant,
             hypervisors,
+            unfit: channel.fits(action).err(),
         }),
         Decision::Deny(reason) => Judgement::Denied {
             verb,

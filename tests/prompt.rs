@@ -213,10 +213,16 @@ fn tab_completes_only_granted_commands_and_domains() {
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
 
+    // Each Tab that lists domains is audited too (the listing it took), as a routine record.
+    let tab = |command: &str| row(command, "-", "allow", 0);
     assert_eq!(
-        summary(&world.records(4)),
+        summary(&world.records(8)),
         [
+            tab("status"),
+            tab("start"),
+            tab("status"),
             row("status", &web, "allow", 0),
+            tab("start"),
             row("start", &format!("{p}-bob"), "deny", 77),
             row("destroy", &p, "deny", 77),
             row("exit", "-", "allow", 0),
@@ -419,9 +425,13 @@ fn ssh_tt_gives_the_prompt_with_completion_history_and_ctrl_c() {
     term.line("exit");
     assert_eq!(term.exit_code(), 0);
     assert_eq!(world.rig.state(&web), "running");
+    // Each Tab that lists domains is audited too (the listing it took).
+    let tab = |command: &str| row(command, "-", "allow", 0);
     assert_eq!(
-        summary(&world.records(5)),
+        summary(&world.records(7)),
         [
+            tab("status"),
+            tab("start"),
             row("start", &web, "allow", 0),
             row("status", &web, "allow", 0),
             row("status", &web, "allow", 0),

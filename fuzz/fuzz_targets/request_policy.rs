@@ -96,10 +96,19 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let subject = Subject::new(config, key, bound);
-    let judgement = policy::judge_line(&subject, line).expect("a request is not blank");
+    // The channel: what is left of the selector once key, binding and config took theirs.
+    let rest = selector / (KEYS.len() * BOUND.len() * CONFIGS.len());
+    let channel = policy::Channel {
+        stdin_is_terminal: rest & 1 != 0,
+        stdout_is_terminal: rest & 2 != 0,
+        one_shot: line.len() % 2 == 0,
+    };
+    let judgement = policy::judge_line(&subject, line, channel).expect("a request is not blank");
     let (action, domain) = match &judgement {
         Judgement::Allowed(allowed) => {
             assert!(!allowed.implied || request.domain.is_none());
+            // What the channel cannot carry is refused before anything runs, and only that.
+            assert_eq!(allowed.unfit, channel.fits(allowed.action).err());
             (allowed.action, allowed.domain.clone())
         }
         Judgement::Denied {

@@ -358,6 +358,15 @@ pub fn audit_fields(record: &str) -> Vec<(String, String)> {
 
 /// Checks that `record` is one escaped record: printable ASCII, one line, exactly the
 /// contract's fields in order, and returns (decision, outcome).
+/// For the record that says how many records a session's flood left unsent
+/// (`dropped=N`, see dromaius's `audit::Auditor`): that number.
+pub fn dropped_in(record: &str) -> Option<usize> {
+    audit_fields(record)
+        .into_iter()
+        .find(|(name, _)| name == "dropped")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
 pub fn check_record(record: &str) -> (String, u8) {
     assert!(
         record.bytes().all(|b| (0x20..0x7f).contains(&b)),

@@ -11,7 +11,15 @@ use crate::action::{Action, Needs};
 use crate::config::Config;
 use crate::error::Status;
 use crate::escape::escape;
-use crate::policy::{Allowed, DenyReason, Judgement, Subject, judge_line};
+use crate::policy::{Allowed, Channel, DenyReason, Judgement, Subject, judge_line};
+
+/// `explain` judges a request as any channel would carry it; what the action needs of the
+/// channel it says on its own line.
+const ANY_CHANNEL: Channel = Channel {
+    stdin_is_terminal: false,
+    stdout_is_terminal: false,
+    one_shot: true,
+};
 use crate::request::Verb;
 
 /// The answer: exit status and the text for stdout (or, for status 2, for stderr).
@@ -39,7 +47,7 @@ pub fn explain_at(
     let subject = Subject::at(config, key, None, now);
     let shown_key = escape(key);
     let mut text = String::new();
-    let status = match judge_line(&subject, line.as_bytes()) {
+    let status = match judge_line(&subject, line.as_bytes(), ANY_CHANNEL) {
         None => return invalid("the request is empty".into()),
         Some(Judgement::Invalid(error)) => return invalid(error.to_string()),
         Some(Judgement::Session(verb)) => {

@@ -15,8 +15,9 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::cli::AdminCommand;
 use crate::config;
-use crate::error::{Status, notice};
+use crate::error::Status;
 use crate::escape::escape;
+use crate::system::channel::notice;
 use crate::system::channel::say;
 
 /// An `authorized_keys` file or a public key is far smaller than this.
@@ -140,7 +141,18 @@ fn run_live(config: &config::Config, file: &str, user: &str) -> Result<Status> {
             virsh.connects_read_write(at, deadline),
         ))
     });
-    let one_line = |fault| fault_text(fault, config.timeout);
+    // Worded as the gateway words a listing that failed, on one line.
+    let one_line = |fault| {
+        crate::error::one_line(&crate::error::Error::Libvirt {
+            fault,
+            doing: Box::new(crate::error::Doing {
+                command: "list",
+                domain: None,
+                hypervisor: None,
+                timeout_secs: config.timeout.as_secs(),
+            }),
+        })
+    };
     let answers: Vec<(config::HypervisorId, live::Answer)> = asked
         .into_iter()
         .map(|(id, answer, _)| {
@@ -168,21 +180,6 @@ fn run_live(config: &config::Config, file: &str, user: &str) -> Result<Status> {
     } else {
         Status::Unavailable
     })
-}
-
-/// Why a listing did not come, in one line.
-fn fault_text(fault: crate::hypervisor::Fault, timeout: std::time::Duration) -> String {
-    use crate::hypervisor::Fault;
-    let text = match fault {
-        Fault::CannotRun(why) => why,
-        Fault::Unreachable(words) | Fault::Failed { words, .. } if !words.is_empty() => words,
-        Fault::Failed { status, .. } => format!("virsh failed ({status})"),
-        Fault::Unreachable(_) => "libvirt could not be reached".into(),
-        Fault::TimedOut => format!("no answer within timeout_secs ({} s)", timeout.as_secs()),
-        Fault::Interrupted => "interrupted".into(),
-        Fault::NotFound | Fault::ConsoleBusy(_) | Fault::Revoked(_) => "the listing failed".into(),
-    };
-    text.lines().collect::<Vec<_>>().join(" / ")
 }
 
 /// Runs the rest of this process as `name` (its uid, its primary group and its groups), as

@@ -22,6 +22,27 @@ use crate::trust;
 /// The most all the files of one config may hold together.
 const MAX_TOTAL_BYTES: u64 = 4 * MAX_CONFIG_BYTES;
 
+/// The config file the gateway serves one key from, read again whole each time.
+pub struct ConfigFile {
+    path: PathBuf,
+    key: String,
+}
+
+impl ConfigFile {
+    pub fn new(path: &Path, key: &str) -> ConfigFile {
+        ConfigFile {
+            path: path.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl crate::gateway::ConfigSource for ConfigFile {
+    fn load(&self) -> Result<Config, ConfigError> {
+        load_for_key(&self.path, &self.key)
+    }
+}
+
 /// Reads and validates the config at `path` and its drop-ins; refused with the first
 /// problem in file order. Refused unread if others could rewrite it (see `trust`), and
 /// bounded (see [`MAX_CONFIG_BYTES`]).

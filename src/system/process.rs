@@ -202,13 +202,25 @@ fn restore_session_terminal() {
     }
 }
 
-/// When the prompt, waiting for a line, has waited long enough (`idle_timeout_secs`).
-static IDLE_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
+/// When the prompt, waiting for a line, has waited long enough (`idle_timeout_secs`), and
+/// that limit.
+static IDLE_UNTIL: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
 
-/// Starts (once) the watch that ends an idle prompt's session: when the deadline set by
-/// [`idle_from_now`] passes while no request is in hand, the terminal's settings are put
+/// Sets the idle deadline `limit` from now (`None`: no deadline, a request is being read),
+/// and starts, the first time there is one, the watch that ends an idle prompt's session:
+/// when the deadline passes while no request is in hand, the terminal's settings are put
 /// back, the user is told, and the process exits 0.
-pub fn watch_idle(limit: Duration) {
+pub fn idle_from_now(limit: Option<Duration>) {
+    *IDLE_UNTIL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+        limit.map(|limit| (Instant::now() + limit, limit));
+    if limit.is_some() {
+        start_idle_watch();
+    }
+}
+
+fn start_idle_watch() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
         let spawned = std::thread::Builder::new()
@@ -216,11 +228,11 @@ pub fn watch_idle(limit: Duration) {
             .spawn(move || {
                 loop {
                     std::thread::sleep(Duration::from_millis(200));
-                    let due = IDLE_UNTIL
+                    let due = *IDLE_UNTIL
                         .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .is_some_and(|until| Instant::now() >= until);
-                    if due && !IN_REQUEST.load(Ordering::SeqCst) {
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let Some((until, limit)) = due else { continue };
+                    if Instant::now() >= until && !IN_REQUEST.load(Ordering::SeqCst) {
                         restore_session_terminal();
                         let _ = writeln!(
                             std::io::stderr(),
@@ -235,16 +247,18 @@ pub fn watch_idle(limit: Duration) {
     });
 }
 
-/// Sets the idle deadline `limit` from now (`None`: no deadline, a request is being read).
-pub fn idle_from_now(limit: Option<Duration>) {
-    *IDLE_UNTIL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner()) = limit.map(|l| Instant::now() + l);
-}
-
 /// Throws away input typed ahead on the terminal and not yet read.
 pub fn discard_typed_ahead() {
     let _ = termios::tcflush(std::io::stdin(), FlushArg::TCIFLUSH);
+}
+
+/// The system's clock, for grants that expire.
+pub struct SystemClock;
+
+impl crate::gateway::Clock for SystemClock {
+    fn now(&self) -> i64 {
+        crate::expiry::now()
+    }
 }
 
 /// The name of the Unix user running the program, the identity when `--key` is not given.

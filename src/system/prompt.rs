@@ -39,19 +39,22 @@ const MAX_KEYS_PER_LINE: usize = 4 * MAX_REQUEST_BYTES;
 /// `TERM` values rustyline cannot edit on (it would read lines unbounded): plain lines then.
 const UNSUPPORTED_TERMS: [&str; 3] = ["dumb", "cons25", "emacs"];
 
-/// What Tab may offer: asked of the gateway, which knows the key's grants.
+/// What Tab may offer, and how long a line may be waited for: asked of the gateway, which
+/// reads the config again for it.
 pub trait Completions {
     /// The command words this key may use on some domain, then the session words.
     fn commands(&self) -> Vec<&'static str>;
     /// The existing domains this key may run `action` on, sorted.
     fn domains(&self, action: Action) -> Vec<String>;
+    /// `idle_timeout_secs` of the config as last read.
+    fn idle(&self) -> Option<Duration>;
 }
 
 /// The line source for a person at a terminal.
 pub struct Prompt<'c> {
     kind: Kind<'c>,
-    /// `idle_timeout_secs`: how long a line may be waited for.
-    idle: Option<Duration>,
+    /// Asked, before each line, how long it may be waited for.
+    completions: &'c dyn Completions,
 }
 
 enum Kind<'c> {
@@ -66,12 +69,9 @@ enum Kind<'c> {
 
 impl<'c> Prompt<'c> {
     /// The prompt for the session named `name`, completing from `completions`; a session
-    /// left waiting `idle` for a line ends.
-    pub fn new(name: &str, completions: &'c dyn Completions, idle: Option<Duration>) -> Prompt<'c> {
+    /// left waiting for a line as long as the config's `idle_timeout_secs` ends.
+    pub fn new(name: &str, completions: &'c dyn Completions) -> Prompt<'c> {
         crate::system::process::remember_session_terminal();
-        if let Some(limit) = idle {
-            crate::system::process::watch_idle(limit);
-        }
         let prompt = prompt_text(name);
         let term = std::env::var("TERM").unwrap_or_default();
         let plain = || {
@@ -97,13 +97,15 @@ impl<'c> Prompt<'c> {
             },
             None => plain(),
         };
-        Prompt { kind, idle }
+        Prompt { kind, completions }
     }
 }
 
 impl LineSource for Prompt<'_> {
     fn next_line(&mut self) -> Next {
-        crate::system::process::idle_from_now(self.idle);
+        // The limit of the config as last read: one the administrator set while the session
+        // was open applies from the next line on.
+        crate::system::process::idle_from_now(self.completions.idle());
         let next = self.wait_for_line();
         crate::system::process::idle_from_now(None);
         next

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::graphics::Endpoint;
+use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::{WATCH_EVERY, Watch};
 
 /// How many bytes each direction may hold on their way.
@@ -34,39 +34,6 @@ const HANG_UP_EVERY: Duration = Duration::from_millis(250);
 pub trait Socket: Read + Write + AsFd {}
 impl Socket for TcpStream {}
 impl Socket for UnixStream {}
-
-/// How a relay ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// The viewer's side closed.
-    ViewerClosed,
-    /// QEMU closed the display (the domain shut down, say).
-    DisplayClosed,
-    /// The client hung up, or we were told to stop.
-    HungUp,
-    /// The config no longer allows it: why.
-    Revoked(String),
-}
-
-impl Ending {
-    /// For the audit record.
-    pub fn word(&self) -> &'static str {
-        match self {
-            Ending::ViewerClosed => "viewer closed",
-            Ending::DisplayClosed => "display closed",
-            Ending::HungUp => "hung up",
-            Ending::Revoked(_) => "revoked while attached",
-        }
-    }
-}
-
-/// What passed, for the audit record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Traffic {
-    pub to_display: u64,
-    pub to_viewer: u64,
-    pub lasted: Duration,
-}
 
 /// Bytes on their way one direction: read in at the end, written out from the front.
 struct Pending {
@@ -162,19 +129,6 @@ pub fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<Box<dyn Soc
         }
     };
     Ok(socket)
-}
-
-/// Why a display could not be connected to, for the user.
-pub fn why_not(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::PermissionDenied => {
-            "permission denied (the account dromaius runs as may not use that socket)".into()
-        }
-        io::ErrorKind::ConnectionRefused => "nothing listens there".into(),
-        io::ErrorKind::NotFound => "no such socket".into(),
-        io::ErrorKind::TimedOut => "it did not answer in time".into(),
-        _ => error.to_string(),
-    }
 }
 
 /// Relays between the viewer (`from_viewer`, `to_viewer`: the channel's stdin and stdout)
@@ -287,20 +241,28 @@ pub fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Revocation;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::thread;
 
     struct Allowed;
     impl Watch for Allowed {
-        fn still_allowed(&self) -> Result<(), String> {
+        fn still_allowed(&self) -> Result<(), Revocation> {
             Ok(())
+        }
+    }
+
+    fn revoked() -> Revocation {
+        Revocation::Revoked {
+            action: crate::action::Action::Display,
+            domain: "web1".into(),
         }
     }
 
     struct Revoked;
     impl Watch for Revoked {
-        fn still_allowed(&self) -> Result<(), String> {
-            Err("access to display on web1 was revoked".into())
+        fn still_allowed(&self) -> Result<(), Revocation> {
+            Err(revoked())
         }
     }
 
@@ -437,10 +399,7 @@ mod tests {
         let started = Instant::now();
         let ends = relaying(Revoked, never);
         let (ending, _) = ends.relaying.join().expect("relay");
-        assert_eq!(
-            ending,
-            Ending::Revoked("access to display on web1 was revoked".into())
-        );
+        assert_eq!(ending, Ending::Revoked(revoked()));
         assert!(started.elapsed() < WATCH_EVERY + Duration::from_secs(1));
     }
 }

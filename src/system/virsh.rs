@@ -18,6 +18,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::action::Action;
 use crate::config::Hypervisor;
+use crate::error::Revocation;
 use crate::escape::escape;
 use crate::hypervisor::{Fault, Found, Libvirt, Target, WATCH_EVERY, Watch};
 use crate::lookup;
@@ -221,7 +222,7 @@ pub enum RunError {
     /// The client went away (or Ctrl-C) and virsh was killed.
     Interrupted,
     /// An attached run was ended because the config no longer allows it: why.
-    Revoked(String),
+    Revoked(Revocation),
 }
 
 impl Virsh {
