@@ -372,6 +372,20 @@ fn a_hung_hypervisor_holds_no_request_past_its_timeout_and_leaves_nothing() {
         stderr(&out)
     );
     assert!(took < Duration::from_secs(8), "status took {took:?}");
+    // The hung hypervisor named first: the one that answered keeps its own time and acts;
+    // it is not blamed for the other's silence.
+    let reversed = World::new(
+        r#"{"ops": [{"domains": ["*"], "connect": ["hung", "one"]}]}"#,
+        &format!(r#""hung": "{}","#, hung.test_uri()),
+        2,
+    );
+    let out = reversed.ssh(&format!("status {name}"));
+    assert_eq!(
+        (code(&out), stdout(&out)),
+        (Some(0), "shut off\n".into()),
+        "{}",
+        stderr(&out)
+    );
     // No virsh of dromaius's (`--connect`; the rig's own held connection is `-c`) is left
     // asking the hung daemon.
     let socket = format!("--connect {}", hung.test_uri());

@@ -199,3 +199,169 @@ fn a_config_the_constrained_account_owns_is_refused() {
     );
     assert_eq!(rig.state(&victim), "shut off");
 }
+
+/// Waits until a dromaius serving `config` runs (it has then read the config at its start),
+/// and a little more.
+fn wait_for_gateway(config: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = Command::new("pgrep")
+            .args(["-f", &config.display().to_string()])
+            .output()
+            .expect("pgrep");
+        if !found.stdout.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no gateway started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The review's case 1: a session opened under a wide grant, the config narrowed (or
+/// broken) before its first line: that line is judged on the config of now.
+#[test]
+fn the_first_request_of_a_session_is_judged_on_the_config_of_now() {
+    use std::io::Write;
+    let rig = Rig::get();
+    let secret = unique("secret");
+    rig.define(&secret);
+    rig.start(&secret);
+    let wide = r#""keys": {"alice": [{"domains": ["*"], "commands": ["status", "destroy"]}]}"#;
+    let narrow = r#""keys": {"alice": [{"domains": ["web1"], "commands": ["status"]}]}"#;
+    for (replacement, status) in [(narrow.to_owned(), 77), ("{ not json".to_owned(), 78)] {
+        let config = config_with(rig, wide);
+        let alice = rig.authorize_gateway(&config, "alice", "restrict");
+        let mut session = rig
+            .ssh_command(&alice, None)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ssh");
+        wait_for_gateway(&config);
+        let text = if replacement.starts_with('{') {
+            replacement.clone()
+        } else {
+            format!(
+                r#"{{"connect": "{}", "syslog_socket": "/nonexistent/log", {replacement}}}"#,
+                rig.test_uri()
+            )
+        };
+        let fresh = config.with_extension("new");
+        std::fs::write(&fresh, text).unwrap();
+        std::fs::rename(&fresh, &config).unwrap();
+        let mut stdin = session.stdin.take().expect("stdin");
+        writeln!(stdin, "destroy {secret}").unwrap();
+        drop(stdin);
+        let out = session.wait_with_output().expect("ssh ends");
+        assert_eq!(code(&out), Some(status), "{}", stderr(&out));
+        assert_eq!(rig.state(&secret), "running");
+    }
+}
+
+/// The same at the prompt, and an `idle_timeout_secs` set while the prompt is open.
+#[test]
+fn an_open_prompt_follows_the_config_of_now() {
+    use common::world::World;
+    let secret = unique("secret");
+    let world = World::new(
+        r#"{"alice": [{"domains": ["*"], "commands": ["status", "destroy"]}]}"#,
+        "",
+    );
+    world.rig.define(&secret);
+    world.rig.start(&secret);
+    let key = world.key("--key alice");
+    let mut term = world.ssh_tt(&key);
+    term.done("dromaius (alice)> ");
+    let rewrite = |keys: &str, extra: &str| {
+        let text = format!(
+            r#"{{ {extra} "virsh": "/usr/bin/virsh", "connect": "{}", "syslog_socket": "{}", "keys": {keys} }}"#,
+            world.rig.test_uri(),
+            world.audit.path().display()
+        );
+        let fresh = world.config.with_extension("new");
+        std::fs::write(&fresh, text).unwrap();
+        std::fs::rename(&fresh, &world.config).unwrap();
+    };
+    rewrite(
+        r#"{"alice": [{"domains": ["web1"], "commands": ["status"]}]}"#,
+        "",
+    );
+    term.line(&format!("destroy {secret}"));
+    common::world::assert_ends(&term.done("dromaius (alice)> "), "permission denied\r\n");
+    assert_eq!(world.rig.state(&secret), "running");
+    rewrite(
+        r#"{"alice": [{"domains": ["web1"], "commands": ["status"]}]}"#,
+        r#""idle_timeout_secs": 1,"#,
+    );
+    term.line("list");
+    term.done("dromaius (alice)> ");
+    let said = term.expect("the session ends");
+    assert!(said.contains("no request for 1 s"), "{said:?}");
+    assert_eq!(term.exit_code(), 0);
+}
+
+/// The review's case 5: with a syslog that takes 15 ms a record, one session's flood of
+/// invalid lines must cost no other key's acting request its record, and what the flood
+/// left unsent is counted.
+#[test]
+fn a_flood_costs_no_acting_request_its_record() {
+    use std::os::unix::net::UnixDatagram;
+    let rig = Rig::get();
+    let victim = unique("victim");
+    rig.define(&victim);
+    let dir = common::support::make_temp_dir("slow-syslog");
+    let socket_path = dir.join("log");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let slow = std::thread::spawn(move || {
+        let mut records = Vec::new();
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = socket.recv(&mut buffer) {
+            records.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+            std::thread::sleep(std::time::Duration::from_millis(15));
+        }
+        records
+    });
+    let config = write_file(
+        "dromaius.json",
+        &format!(
+            r#"{{"connect": "{}", "syslog_socket": "{}", "keys": {{"flood": [], "ops": [{{"domains": ["{victim}"]}}]}}}}"#,
+            rig.test_uri(),
+            socket_path.display()
+        ),
+    );
+    let flood = rig.authorize_gateway(&config, "flood", "restrict");
+    let ops = rig.authorize_gateway(&config, "ops", "restrict");
+    let flooding = std::thread::spawn({
+        let lines = "bogus\n".repeat(300);
+        move || Rig::get().ssh(&flood, None, lines.as_bytes())
+    });
+    for _ in 0..24 {
+        let out = rig.ssh(&ops, Some(&format!("destroy {victim}")), b"");
+        assert!(matches!(code(&out), Some(0 | 1)), "{}", stderr(&out));
+    }
+    assert_eq!(code(&flooding.join().unwrap()), Some(2));
+    let records = slow.join().unwrap();
+    let of = |key: &str| -> Vec<&String> {
+        records
+            .iter()
+            .filter(|r| r.contains(&format!("key=\"{key}\"")))
+            .collect()
+    };
+    let destroys = of("ops")
+        .into_iter()
+        .filter(|r| r.contains("command=\"destroy\""))
+        .count();
+    assert_eq!(destroys, 24, "{records:#?}");
+    let flooded = of("flood");
+    let sent = flooded.iter().filter(|r| r.contains("command=")).count();
+    let dropped: usize = flooded
+        .iter()
+        .filter_map(|r| common::direct::dropped_in(r))
+        .sum();
+    assert_eq!(sent + dropped, 300, "{flooded:#?}");
+}

@@ -70,34 +70,39 @@ pub struct Hypervisor {
 
 impl Hypervisor {
     /// How the hypervisor is named to users and in records: its name, or its URI without
-    /// user info.
+    /// user info, query or fragment (a `?keyfile=...` says where a key lives, which is
+    /// nobody's business but the administrator's).
     pub fn label(&self) -> String {
         match &self.name {
             Some(name) => name.clone(),
-            None => without_user_info(&self.uri),
+            None => shown_uri(&self.uri),
         }
     }
 
-    /// Whether it is on this host: a URI without a host part (`qemu:///system`,
-    /// `qemu+unix:///session?socket=...`), where `127.0.0.1` means this machine.
+    /// Whether it is on this host, where `127.0.0.1` means this machine: a URI with no host
+    /// whose transport is none or `unix` (`qemu:///system`, `qemu+unix:///session?socket=`).
+    /// `qemu+ssh:///system` or `qemu+ext:///system?command=...` may reach another machine.
     pub fn is_local(&self) -> bool {
-        self.uri
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.starts_with('/'))
-            || !self.uri.contains("://")
+        let Some((scheme, rest)) = self.uri.split_once("://") else {
+            return false;
+        };
+        let transport = scheme.split_once('+').map(|(_, transport)| transport);
+        rest.starts_with('/') && matches!(transport, None | Some("unix"))
     }
 }
 
-/// `scheme://user@host/path` without `user@` (nor `user:password@`).
-fn without_user_info(uri: &str) -> String {
+/// `scheme://user@host/path?query#fragment` as `scheme://host/path`.
+fn shown_uri(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_owned();
+        return uri.split(['?', '#']).next().unwrap_or_default().to_owned();
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => uri.to_owned(),
-    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
 }
 
 /// Which of [`Config::hypervisors`] a grant means.
@@ -277,20 +282,18 @@ mod label_tests {
     use super::*;
 
     #[test]
-    fn labels_leave_out_user_info() {
+    fn labels_leave_out_user_info_and_query() {
         let cases = [
             ("qemu:///system", "qemu:///system"),
             (
                 "qemu+ssh://dromaius@hv1.example/system?keyfile=/k",
-                "qemu+ssh://hv1.example/system?keyfile=/k",
+                "qemu+ssh://hv1.example/system",
             ),
             ("qemu+ssh://u:pw@h:22/system", "qemu+ssh://h:22/system"),
             ("qemu+tls://hv2/system", "qemu+tls://hv2/system"),
-            ("test:///default?x=a@b", "test:///default?x=a@b"),
-            (
-                "test+unix:///default?socket=/a@b",
-                "test+unix:///default?socket=/a@b",
-            ),
+            ("test:///default?x=a@b", "test:///default"),
+            ("test+unix:///default?socket=/a@b", "test+unix:///default"),
+            ("qemu+ssh://h/system#frag", "qemu+ssh://h/system"),
         ];
         for (uri, label) in cases {
             let hypervisor = Hypervisor {
@@ -298,6 +301,32 @@ mod label_tests {
                 uri: uri.into(),
             };
             assert_eq!(hypervisor.label(), label, "{uri}");
+        }
+    }
+
+    #[test]
+    fn only_a_uri_without_host_or_transport_is_this_host() {
+        let cases = [
+            ("qemu:///system", true),
+            ("qemu:///session", true),
+            ("qemu+unix:///system", true),
+            ("test+unix:///default?socket=/run/x", true),
+            ("test:///default", true),
+            ("qemu+ssh:///system", false),
+            ("qemu+ext:///system?command=/usr/bin/remote", false),
+            ("qemu+tcp:///system", false),
+            ("qemu+tls:///system", false),
+            ("qemu+ssh://hv1/system", false),
+            ("qemu://hv1/system", false),
+            ("qemu+unix://hv1/system", false),
+            ("qemu", false),
+        ];
+        for (uri, local) in cases {
+            let hypervisor = Hypervisor {
+                name: None,
+                uri: uri.into(),
+            };
+            assert_eq!(hypervisor.is_local(), local, "{uri}");
         }
     }
 }
