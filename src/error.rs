@@ -224,21 +224,7 @@ impl fmt::Display for Error {
                 action,
                 defined,
                 active,
-            } => {
-                let running = if active.is_empty() {
-                    "active on none of them".to_owned()
-                } else {
-                    format!("active on {}", labels(active))
-                };
-                write!(
-                    f,
-                    "\"{}\" is defined on {} and {running}: refusing to {} it (a domain must \
-                     be defined on one hypervisor, or active on exactly one)",
-                    escape(domain),
-                    labels(defined),
-                    action.name()
-                )
-            }
+            } => ambiguous_words(f, domain, *action, defined, active),
             Error::StartUnsafe { domain, why } => write!(
                 f,
                 "start {} refused: the domain may be running where it could not be looked \
@@ -289,6 +275,29 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Why a domain defined on several hypervisors is not acted on.
+fn ambiguous_words(
+    f: &mut fmt::Formatter<'_>,
+    domain: &str,
+    action: Action,
+    defined: &[String],
+    active: &[String],
+) -> fmt::Result {
+    let running = if active.is_empty() {
+        "active on none of them".to_owned()
+    } else {
+        format!("active on {}", labels(active))
+    };
+    write!(
+        f,
+        "\"{}\" is defined on {} and {running}: refusing to {} it (a domain must be defined \
+         on one hypervisor, or active on exactly one)",
+        escape(domain),
+        labels(defined),
+        action.name()
+    )
+}
 
 /// Hypervisor names, escaped, as a list in a sentence.
 fn labels(names: &[String]) -> String {
