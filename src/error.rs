@@ -139,6 +139,8 @@ pub enum Error {
     },
     /// The client hung up while the display was relayed (130).
     DisplayInterrupted,
+    /// The display reached named another desktop than the domain's (1): its name.
+    WrongDisplay { domain: String, named: String },
     /// An attachment was ended because access to it ended (77).
     Revoked {
         why: Revocation,
@@ -165,7 +167,8 @@ impl Error {
             | Error::Unfit { .. }
             | Error::RemoteDisplay { .. }
             | Error::NoDisplay { .. }
-            | Error::DisplayUnreachable { .. } => Status::Failed,
+            | Error::DisplayUnreachable { .. }
+            | Error::WrongDisplay { .. } => Status::Failed,
             Error::Several(errors) => errors.last().map_or(Status::Failed, Error::status),
         }
     }
@@ -256,6 +259,13 @@ impl fmt::Display for Error {
                 escape(endpoint)
             ),
             Error::DisplayInterrupted => f.write_str("display interrupted"),
+            Error::WrongDisplay { domain, named } => write!(
+                f,
+                "display {}: the display reached names itself {}, not this domain's; closed \
+                 (another display took its place: try again)",
+                escape(domain),
+                escape(named)
+            ),
             Error::Revoked {
                 why,
                 attachment,

@@ -337,6 +337,41 @@ fn display_on_a_unix_socket_works_the_same() {
     );
 }
 
+/// A SPICE client's first words on a channel: the link header (`REDQ`, protocol 2.2) and
+/// a link message for the main channel, with no capabilities.
+fn spice_link_main() -> Vec<u8> {
+    let mut link = b"REDQ".to_vec();
+    for word in [2u32, 2, 18] {
+        link.extend(word.to_le_bytes());
+    }
+    link.extend(0u32.to_le_bytes()); // connection id: a new session
+    link.extend([1, 0]); // the main channel, id 0
+    for word in [0u32, 0, 18] {
+        link.extend(word.to_le_bytes()); // no capabilities; they would start at 18
+    }
+    link
+}
+
+#[test]
+fn display_relays_spice_one_channel_per_session() {
+    for graphics in [Graphics::Spice, Graphics::SpiceSocket] {
+        let (guest, world) = guest_world(graphics, "");
+        let key = world.key("--key alice");
+        let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
+        relay.write(&spice_link_main());
+        // QEMU's SPICE server answers with a link reply of its own.
+        assert_eq!(relay.read(4), b"REDQ");
+        let (status, stderr) = relay.close();
+        assert_eq!(status, Some(0), "{stderr}");
+        let records = world.records(2);
+        let endpoint = field(&records[0], "endpoint").unwrap_or_default();
+        match graphics {
+            Graphics::SpiceSocket => assert!(endpoint.ends_with("/spice.sock"), "{endpoint}"),
+            _ => assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}"),
+        }
+    }
+}
+
 #[test]
 fn another_domains_display_is_out_of_reach() {
     let rig = Rig::get();
@@ -379,7 +414,7 @@ fn display_says_why_when_there_is_nothing_to_relay() {
     let world = World::on(&rig.qemu_uri(), &keys_for(&[&plain.name, &off.name]), "");
     let key = world.key("--key alice");
     for (guest, words) in [
-        (&plain, "No graphical display with type 'vnc' found"),
+        (&plain, "No graphical display found"),
         (&off, "Domain is not running"),
     ] {
         let out = rig.ssh(&key, Some(&format!("display {}", guest.name)), b"");

@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::audit::{self, Record};
 use crate::config::HypervisorId;
 use crate::error::Status;
-use crate::policy::{Allowed, DenyReason, Judgement};
+use crate::policy::{DenyReason, Judgement};
 use crate::session::Line;
 
 use super::{Gateway, Reply, Who};
@@ -66,16 +66,11 @@ impl Gateway<'_> {
     }
 
     /// The record that says a display relay has begun, and to where.
-    pub(super) fn record_display_start(
-        &self,
-        allowed: &Allowed<'_>,
-        at: HypervisorId,
-        endpoint: &str,
-    ) {
+    pub(super) fn record_display_start(&self, domain: &str, at: HypervisorId, endpoint: &str) {
         let hypervisor = self.fleet_label(Some(at));
         self.send(&Record {
-            command: allowed.action.name().as_bytes(),
-            domain: Some(&allowed.domain),
+            command: b"display",
+            domain: Some(domain),
             decision: audit::Decision::Allow,
             outcome: Status::Ok.code(),
             hypervisor: hypervisor.as_deref(),

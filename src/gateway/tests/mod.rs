@@ -671,7 +671,8 @@ fn display_is_relayed_only_from_a_hypervisor_on_this_host() {
 fn display_refuses_what_libvirt_says_it_cannot_relay() {
     let cases = [
         ("vnc://:secret@127.0.0.1:0", "credentials"),
-        ("spice://127.0.0.1:5930", "only VNC"),
+        ("rdp://127.0.0.1:3389", "only VNC and SPICE"),
+        ("spice://127.0.0.1?tls-port=5931", "only on a TLS port"),
         ("vnc://hv.example:0", "host name hv.example"),
         ("", "not a display address"),
     ];
@@ -707,6 +708,8 @@ fn display_relays_to_the_endpoint_libvirt_names_with_two_records() {
     let viewer = world.gateway("viewer", true);
     assert_eq!(ask(&world, &viewer, "display desk-1").0, 0);
     assert_eq!(*world.user.relayed_to.lock().unwrap(), ["127.0.0.1:5903"]);
+    // VNC names its desktop in the handshake: the relay reads it.
+    assert_eq!(*world.user.checked.lock().unwrap(), Some(true));
     let records = world.audit.records();
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(field(&records[0], "relay").as_deref(), Some("start"));
@@ -731,6 +734,40 @@ fn display_relays_to_the_endpoint_libvirt_names_with_two_records() {
     assert_eq!(status, 1);
     assert!(said.contains("cannot connect to its display at 127.0.0.1:5903: nothing listens"));
     assert_eq!(world.audit.records().len(), 1);
+}
+
+#[test]
+fn a_spice_display_is_relayed_on_its_plain_port_without_a_handshake_to_read() {
+    let mut fake = Fake::with("test:///one", &[("desk-1", "running")]);
+    fake.display_at = "spice://127.0.0.1:5930?tls-port=5931".into();
+    let world = world(fake);
+    let viewer = world.gateway("viewer", true);
+    assert_eq!(ask(&world, &viewer, "display desk-1").0, 0);
+    assert_eq!(*world.user.relayed_to.lock().unwrap(), ["127.0.0.1:5930"]);
+    assert_eq!(*world.user.checked.lock().unwrap(), Some(false));
+    let record = world.audit.records().pop().unwrap_or_default();
+    assert_eq!(field(&record, "relay").as_deref(), Some("end"), "{record}");
+}
+
+#[test]
+fn a_display_that_names_another_desktop_is_closed() {
+    let mut fake = Fake::with("test:///one", &[("desk-1", "running")]);
+    fake.display_at = "vnc://127.0.0.1:3".into();
+    let mut world = world(fake);
+    world.user.relay_ends = Some(Ending::WrongDisplay("QEMU (desk-2)".into()));
+    let viewer = world.gateway("viewer", true);
+    let (status, said) = refused(&world, &viewer, "display desk-1");
+    assert_eq!(status, 1);
+    assert!(
+        said.contains("names itself QEMU (desk-2), not this domain's"),
+        "{said}"
+    );
+    let record = world.audit.records().pop().unwrap_or_default();
+    assert_eq!(
+        field(&record, "reason").as_deref(),
+        Some("wrong display"),
+        "{record}"
+    );
 }
 
 #[test]
