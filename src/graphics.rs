@@ -106,6 +106,37 @@ pub fn why_not(error: &std::io::Error) -> String {
     }
 }
 
+/// Whether a viewer that asked for `host` and `port` (as virt-manager and virt-viewer
+/// write them: an IP literal, or `localhost` for a display listening on every address)
+/// asked for `display`'s TCP endpoint: the same port on the same address, `localhost` and
+/// the loopback addresses being one.
+pub fn names_tcp(display: &Display, host: &str, port: u16) -> bool {
+    let Endpoint::Tcp(address) = display.endpoint else {
+        return false;
+    };
+    let asked = match host {
+        "localhost" => None,
+        literal => match literal
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            Ok(ip) => Some(ip),
+            Err(_) => return false,
+        },
+    };
+    let same_host = match asked {
+        Some(ip) => ip == address.ip() || ip.is_loopback() && address.ip().is_loopback(),
+        None => address.ip().is_loopback() || address.ip().is_unspecified(),
+    };
+    address.port() == port && same_host
+}
+
+/// Whether a viewer that asked for the unix socket `path` asked for `display`'s.
+pub fn names_socket(display: &Display, path: &std::path::Path) -> bool {
+    matches!(&display.endpoint, Endpoint::Unix(socket) if socket == path)
+}
+
 /// Why `domdisplay`'s answer is not relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRelayed {
@@ -381,6 +412,47 @@ mod tests {
         for (answer, expected) in cases {
             assert_eq!(&endpoint(answer), expected, "{answer:?}");
         }
+    }
+
+    #[test]
+    fn a_viewer_names_a_display_by_its_port_and_loopback() {
+        let vnc = display("vnc://127.0.0.1:1").expect("vnc");
+        let spice6 = display("spice://[::1]:5930").expect("spice");
+        let socket = display("spice+unix:///run/x/spice.sock").expect("socket");
+        let rows: &[(&Display, &str, u16, bool)] = &[
+            (&vnc, "127.0.0.1", 5901, true),
+            (&vnc, "localhost", 5901, true),
+            (&vnc, "::1", 5901, true),
+            (&vnc, "127.0.0.1", 5900, false),
+            (&vnc, "192.0.2.7", 5901, false),
+            (&vnc, "vm-host", 5901, false),
+            (&spice6, "::1", 5930, true),
+            (&spice6, "[::1]", 5930, true),
+            (&spice6, "127.0.0.1", 5930, true),
+            (&spice6, "::1", 5931, false),
+            (&socket, "127.0.0.1", 5930, false),
+        ];
+        for (shown, host, port, named) in rows {
+            assert_eq!(
+                names_tcp(shown, host, *port),
+                *named,
+                "{shown:?} {host}:{port}"
+            );
+        }
+        assert!(names_socket(
+            &socket,
+            std::path::Path::new("/run/x/spice.sock")
+        ));
+        assert!(!names_socket(
+            &socket,
+            std::path::Path::new("/run/x/vnc.sock")
+        ));
+        assert!(!names_socket(
+            &vnc,
+            std::path::Path::new("/run/x/spice.sock")
+        ));
+        let wildcard = display("vnc://0.0.0.0:2").expect("vnc");
+        assert!(names_tcp(&wildcard, "localhost", 5902));
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Reply {
         }
     }
 
-    fn failed(error: Error) -> Reply {
+    pub(super) fn failed(error: Error) -> Reply {
         Reply {
             result: Err(error),
             ..Reply::done(String::new())
@@ -48,7 +48,7 @@ impl Reply {
     }
 
     /// The reply of an action that reached a hypervisor (or tried to).
-    fn acted(result: Result<String, Error>, acted_on: HypervisorId) -> Reply {
+    pub(super) fn acted(result: Result<String, Error>, acted_on: HypervisorId) -> Reply {
         let ended = match &result {
             Err(error) if error.is_revoked() => Some("revoked while attached"),
             _ => None,
@@ -194,19 +194,7 @@ impl Gateway<'_> {
             Ok(relayed) => relayed,
             Err(error) => return failed(error),
         };
-        let result = match &ending {
-            Ending::ViewerClosed | Ending::DisplayClosed => Ok(String::new()),
-            Ending::HungUp => Err(Error::DisplayInterrupted),
-            Ending::Revoked(why) => Err(Error::Revoked {
-                why: why.clone(),
-                attachment: Action::Display,
-                domain: domain.clone(),
-            }),
-            Ending::WrongDisplay(name) => Err(Error::WrongDisplay {
-                domain: domain.clone(),
-                named: name.clone(),
-            }),
-        };
+        let result = Self::ended(domain, &ending).map(|()| String::new());
         Reply {
             ended: Some(ending.word()),
             traffic: Some(traffic),
@@ -283,7 +271,12 @@ impl Gateway<'_> {
 
     /// The watch of an attachment (`console`, `display`): the config is read again, and it
     /// may go on while the same decision would still allow it on the same hypervisor.
-    fn watch<'w>(&'w self, action: Action, domain: &'w str, uri: &'w str) -> Attached<'w> {
+    pub(super) fn watch<'w>(
+        &'w self,
+        action: Action,
+        domain: &'w str,
+        uri: &'w str,
+    ) -> Attached<'w> {
         Attached {
             source: self.effects.config,
             clock: self.effects.clock,

@@ -85,6 +85,34 @@ impl Gateway<'_> {
         self.send(&config_refused(&self.who));
     }
 
+    /// The record of a viewer's tunnel: to `domain`'s display when one was named and
+    /// granted, a denial naming what was `asked` otherwise.
+    pub(super) fn record_tunnel(&self, domain: Option<&str>, asked: &str, reply: &Reply) {
+        let refusal = format!("no granted display at {asked}");
+        let hypervisor = self.fleet_label(reply.acted_on);
+        self.send(&Record {
+            command: b"display",
+            domain,
+            decision: match domain {
+                Some(_) => audit::Decision::Allow,
+                None => audit::Decision::Deny,
+            },
+            outcome: reply.status().code(),
+            reason: match domain {
+                Some(_) => reply.ended,
+                None => Some(&refusal),
+            },
+            hypervisor: hypervisor.as_deref(),
+            relay: reply.traffic.map(|traffic| audit::Relay::End {
+                to_guest: traffic.to_display,
+                to_viewer: traffic.to_viewer,
+                lasted: traffic.lasted,
+            }),
+            acted: true,
+            ..self.blank_record()
+        });
+    }
+
     /// A listing made for Tab completion, which is audited like a `list`.
     pub(super) fn record_completion_listing(&self, command: &str) {
         self.send(&Record {

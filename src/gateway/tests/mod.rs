@@ -998,3 +998,78 @@ fn every_record_names_who_asked_and_what_came_of_it() {
         ]
     );
 }
+
+/// A world where `viewer`'s desk-1 shows VNC at 127.0.0.1:5903 and no SPICE.
+fn viewer_world() -> World {
+    let mut fake = Fake::with(
+        "test:///one",
+        &[("desk-1", "running"), ("desk-2", "running")],
+    );
+    fake.displays
+        .insert(("desk-1".into(), "vnc"), "vnc://127.0.0.1:3".into());
+    fake.displays.insert(
+        ("desk-2".into(), "spice"),
+        "spice+unix:///run/q/desk-2/spice.sock".into(),
+    );
+    fake.displays
+        .insert(("desk-2".into(), "vnc"), "vnc://127.0.0.1:9".into());
+    world(fake)
+}
+
+#[test]
+fn a_viewers_tunnel_reaches_only_a_granted_domains_display() {
+    use crate::tunnel::Target;
+    let world = viewer_world();
+    let viewer = world.gateway("viewer", true);
+    let asked = Target::Tcp {
+        host: "127.0.0.1".into(),
+        port: 5903,
+    };
+    assert_eq!(viewer.tunnel(&asked), Status::Ok);
+    assert_eq!(*world.user.relayed_to.lock().unwrap(), ["127.0.0.1:5903"]);
+    let records = world.audit.records();
+    assert_eq!(field(&records[0], "domain").as_deref(), Some("desk-1"));
+    assert_eq!(field(&records[0], "relay").as_deref(), Some("start"));
+    assert_eq!(field(&records[1], "relay").as_deref(), Some("end"));
+    // A socket, by its path.
+    let socket = Target::Unix("/run/q/desk-2/spice.sock".into());
+    assert_eq!(viewer.tunnel(&socket), Status::Ok);
+    // Another endpoint, another key's display, no display there: one refusal, nothing
+    // connected.
+    let others = [
+        (
+            "viewer",
+            Target::Tcp {
+                host: "127.0.0.1".into(),
+                port: 5904,
+            },
+        ),
+        ("viewer", Target::Unix("/run/q/desk-2/vnc.sock".into())),
+        ("alice", asked.clone()),
+        ("mallory", asked.clone()),
+    ];
+    for (key, asked) in others {
+        let world = viewer_world();
+        let gateway = world.gateway(key, true);
+        assert_eq!(gateway.tunnel(&asked), Status::Denied, "{key} {asked:?}");
+        assert_eq!(world.shown().1, "permission denied");
+        assert!(world.user.relayed_to.lock().unwrap().is_empty());
+        let record = world.audit.records().pop().unwrap_or_default();
+        assert_eq!(
+            field(&record, "decision").as_deref(),
+            Some("deny"),
+            "{record}"
+        );
+        assert!(
+            field(&record, "reason")
+                .unwrap_or_default()
+                .starts_with("no granted display at")
+        );
+    }
+    // A display that does not answer is refused with the same words.
+    let mut world = viewer_world();
+    world.user.relay_ends = None;
+    let viewer = world.gateway("viewer", true);
+    assert_eq!(viewer.tunnel(&asked), Status::Denied);
+    assert_eq!(world.shown().1, "permission denied");
+}
