@@ -279,7 +279,8 @@ impl<'a> Gateway<'a> {
             ),
             Needs::RawChannel if !channel.one_shot => format!(
                 "display is a request of its own: ssh -T dromaius@HOST display {shown}, \
-                 started by a VNC viewer's helper (see the README), not at the prompt"
+                 started by a VNC viewer's helper (see USAGE.md, which your administrator has as \
+                 /usr/share/doc/dromaius/USAGE.md), not at the prompt"
             ),
             Needs::RawChannel if channel.stdin_is_terminal || channel.stdout_is_terminal => {
                 format!(
@@ -872,6 +873,10 @@ pub fn help_text(subject: &Subject<'_>) -> String {
     for (usage, summary) in rows {
         text.push_str(&format!("  {usage:<width$}{summary}\n"));
     }
+    text.push_str(
+        "More, with ssh lines for Linux, macOS and Windows: USAGE.md (your administrator has \
+         it as /usr/share/doc/dromaius/USAGE.md)\n",
+    );
     text
 }
 
@@ -1401,6 +1406,7 @@ mod tests {
         let alice = gateway(&fake, "alice", false);
         let help = ask(&alice, "help").shown;
         assert!(help.contains("start DOMAIN"), "{help}");
+        assert!(help.contains("/usr/share/doc/dromaius/USAGE.md"), "{help}");
         assert!(help.contains("destroy DOMAIN"), "{help}");
         assert_eq!(
             alice.domains(Action::Start),
