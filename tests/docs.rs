@@ -1,8 +1,9 @@
 //! The documents say the same as the program: the commands a user may send, as the README,
 //! USAGE.md, `--help` and the man page list them, are exactly `src/action.rs`'s and the
-//! four session words; the README's config example is the file the package ships; and the
-//! Quickstart's `Match` block is the guide's step 4, line for line. Nothing here runs the
-//! binary: a document that drifts fails here, at `cargo test`, with what differs.
+//! four session words; the README's config example is the file the package ships; and every
+//! `Match` block the README writes (Quickstart, migration) is the guide's step 4, line for
+//! line. Nothing here runs the binary: a document that drifts fails here, at `cargo test`,
+//! with what differs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -181,16 +182,25 @@ fn the_readmes_config_example_is_the_shipped_example() {
 }
 
 #[test]
-fn the_quickstarts_match_block_is_step_4s() {
+fn every_match_block_the_readme_writes_is_step_4s() {
     let readme = read("README.md");
-    let quickstart = block_after(&readme, "## Quickstart");
-    let heredoc: Vec<String> = quickstart
-        .iter()
-        .skip_while(|line| !line.starts_with("cat >/etc/ssh/sshd_config.d/dromaius.conf <<"))
-        .skip(1)
-        .take_while(|line| *line != "END")
-        .cloned()
-        .collect();
-    assert!(!heredoc.is_empty(), "the Quickstart writes no Match block");
-    assert_eq!(heredoc, block_after(&readme, "**In `sshd_config`**"));
+    let step4 = block_after(&readme, "**In `sshd_config`**");
+    let opening = "cat >/etc/ssh/sshd_config.d/dromaius.conf <<'END'";
+    let mut found = 0;
+    let mut lines = readme.lines();
+    while let Some(line) = lines.by_ref().find(|line| line.trim_start() == opening) {
+        let indent = line.len() - line.trim_start().len();
+        let heredoc: Vec<String> = lines
+            .by_ref()
+            .take_while(|line| line.trim() != "END")
+            .map(|line| line.get(indent..).unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            heredoc, step4,
+            "a Match block the README writes differs from step 4's"
+        );
+        found += 1;
+    }
+    // The Quickstart's and the migration's.
+    assert_eq!(found, 2, "the README writes the Match block {found} times");
 }
