@@ -381,7 +381,8 @@ fn unfit_words(
         Needs::RawChannel if at_prompt => write!(
             f,
             "{} is a request of its own: ssh -T dromaius@HOST {} {shown}, started by a viewer's \
-             helper (see /usr/share/doc/dromaius/USAGE.md), not at the prompt",
+             helper (see USAGE.md, which your administrator has as \
+             /usr/share/doc/dromaius/USAGE.md), not at the prompt",
             action.name(),
             action.name()
         ),

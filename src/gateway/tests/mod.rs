@@ -350,6 +350,7 @@ fn help_and_completion_offer_only_what_the_key_may_use() {
     let alice = world.gateway("alice", false);
     let help = ask(&world, &alice, "help").1;
     assert!(help.contains("start DOMAIN"), "{help}");
+    assert!(help.contains("/usr/share/doc/dromaius/USAGE.md"), "{help}");
     assert!(help.contains("destroy DOMAIN"), "{help}");
     assert_eq!(
         alice.domains(Action::Start),
