@@ -40,6 +40,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -55,7 +57,7 @@ const LIST_DOMAINS: usize = 1000;
 const BIG_KEYS: usize = 10_000;
 const BIG_GRANTS: usize = 20_000;
 /// The figures, in the order they run.
-const FIGURES: [&str; 11] = [
+const FIGURES: [&str; 13] = [
     "one-shot",
     "host-size",
     "over-ssh",
@@ -67,6 +69,8 @@ const FIGURES: [&str; 11] = [
     "fleet-list",
     "remote-status",
     "session",
+    "slow-syslog",
+    "slow-acting",
 ];
 const VIRSH: &str = "/usr/bin/virsh";
 const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -177,6 +181,15 @@ fn main() {
     }
     if settings.wants("session") {
         figures.push(progress(bench.session(&settings)));
+    }
+    if settings.wants("slow-syslog") || settings.wants("slow-acting") {
+        let slow = SlowSyslog::start(&bench);
+        if settings.wants("slow-syslog") {
+            figures.push(progress(bench.slow_syslog_flood(&settings, &slow)));
+        }
+        if settings.wants("slow-acting") {
+            figures.push(progress(bench.slow_syslog_acting(&settings, &slow)));
+        }
     }
     notes.push(floor.note.clone());
     let binary = dromaius_bin();
@@ -896,6 +909,118 @@ impl Bench {
                 ..compared
             },
         )
+    }
+}
+
+/// A syslog that takes 15 ms a record, as a loaded journald does, and a config of the
+/// small kind that sends its records there.
+struct SlowSyslog {
+    _dir: PathBuf,
+    config: PathBuf,
+    received: Arc<AtomicUsize>,
+}
+
+/// What one record costs the slow syslog.
+const SLOW_RECORD: Duration = Duration::from_millis(15);
+
+impl SlowSyslog {
+    fn start(bench: &Bench) -> SlowSyslog {
+        let dir = dromaius_rig::support::make_temp_dir("slow-syslog");
+        let path = dir.join("log");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind slow syslog");
+        let received = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&received);
+        thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while socket.recv(&mut buffer).is_ok() {
+                thread::sleep(SLOW_RECORD);
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let config = write_file(
+            "slow-syslog.json",
+            &config(VIRSH, &bench.rig.test_uri(), &path, 3, 4),
+        );
+        SlowSyslog {
+            _dir: dir,
+            config,
+            received,
+        }
+    }
+}
+
+impl Bench {
+    /// A piped session of `lines`, directly as sshd runs it, on `config`.
+    fn piped(&self, config: &Path, lines: &str) -> Run {
+        let mut command = self.dromaius(config, "alice", "");
+        command.env_remove("SSH_ORIGINAL_COMMAND");
+        measure(&mut command, lines.as_bytes(), "running")
+    }
+
+    /// What a flood of 300 refused lines costs its session when syslog takes 15 ms a
+    /// record: its records are rate-limited, so next to nothing.
+    fn slow_syslog_flood(&self, settings: &Settings, slow: &SlowSyslog) -> Figure {
+        let lines = format!("{}status {DOMAIN}\n", "bogus\n".repeat(300));
+        let compared = interleave(
+            settings.rounds.min(21),
+            true,
+            || self.piped(&slow.config, &lines),
+            || {
+                self.drain();
+                self.piped(&self.small, &lines)
+            },
+        );
+        Figure::timed(
+            "slow-syslog",
+            "300 invalid lines and a `status` in one session, syslog taking 15 ms a record".into(),
+            "the same with a syslog that keeps up".into(),
+            "report",
+            Compared {
+                own_cpu: None,
+                ..compared
+            },
+        )
+    }
+
+    /// What a slow syslog costs requests that acted, whose records are never dropped: a
+    /// session of 50 `status` lines waits for syslog's pace once its queue is full.
+    fn slow_syslog_acting(&self, settings: &Settings, slow: &SlowSyslog) -> Figure {
+        let lines = format!("status {DOMAIN}\n").repeat(50);
+        let before = slow.received.load(Ordering::SeqCst);
+        let compared = interleave(
+            settings.rounds.min(11),
+            true,
+            || self.piped(&slow.config, &lines),
+            || {
+                self.drain();
+                self.piped(&self.small, &lines)
+            },
+        );
+        // Let the slow syslog catch up, then check no record of those requests was lost.
+        // The warm-up round, then every measured one.
+        let sessions = settings.rounds.min(11) + 1;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while slow.received.load(Ordering::SeqCst) < before + 50 * sessions
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(50));
+        }
+        let got = slow.received.load(Ordering::SeqCst) - before;
+        let mut figure = Figure::timed(
+            "slow-acting",
+            "50 `status` lines in one session, syslog taking 15 ms a record".into(),
+            "the same with a syslog that keeps up".into(),
+            "report",
+            Compared {
+                own_cpu: None,
+                ..compared
+            },
+        );
+        figure.note = Some(format!(
+            "slow-acting: the slow syslog received {got} records of {} sessions of 50 requests",
+            sessions
+        ));
+        figure
     }
 }
 
