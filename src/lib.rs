@@ -20,4 +20,5 @@ pub mod graphics;
 pub mod lookup;
 pub mod policy;
 pub mod request;
+pub mod rpc;
 pub mod trust;
