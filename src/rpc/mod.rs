@@ -27,11 +27,16 @@
 //! - **The filter owns the daemon-side serials**, matches every reply to its call and every
 //!   stream packet to a stream an allowed call opened. Anything malformed, unexpected,
 //!   after the client's close, or over a limit ends the connection; nothing panics.
+//!
+//! `wire`, `xdr`, `remote`, `allow` and `filter` are pure; [`relay`] is the one loop that
+//! does I/O, between the client's channel and the daemon's socket.
 
 pub mod allow;
 pub mod filter;
+pub mod relay;
 pub mod remote;
 pub mod wire;
 pub mod xdr;
 
 pub use filter::{Call, End, Filter, Grants, Out};
+pub use relay::{Context, Ending, relay};
