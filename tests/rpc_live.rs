@@ -64,6 +64,11 @@ struct Gateway {
 
 impl Gateway {
     fn start(grants: Names) -> Gateway {
+        Gateway::start_for(grants, "test:///default")
+    }
+
+    /// A gateway whose connections open `uri` on the rig's daemon.
+    fn start_for(grants: Names, uri: &'static str) -> Gateway {
         let rig = Rig::get();
         let dir = make_temp_dir("rpc");
         let socket = dir.join("gateway.sock");
@@ -83,7 +88,7 @@ impl Gateway {
                 };
                 let endings = endings_in.clone();
                 thread::spawn(move || {
-                    let mut filter = Filter::new("test:///default");
+                    let mut filter = Filter::new(uri);
                     let ending = relay(
                         client.as_fd(),
                         client.as_fd(),
@@ -639,4 +644,89 @@ fn a_screenshot_stream_passes_for_a_granted_domain() {
     assert!(!image.is_empty());
     gateway.assert_no_refusal();
     rig.destroy(&name);
+}
+
+/// A console both ways and ctrl-alt-del, through python3-libvirt's streams, to a real QEMU
+/// guest that echoes its serial line and reports the keys it gets (rig/src/guest.rs).
+const PYTHON_CONSOLE: &str = r#"
+import sys, time, threading, libvirt
+libvirt.registerErrorHandler(lambda *a: None, None)
+c = libvirt.open(sys.argv[1])
+d = c.lookupByName(sys.argv[2])
+def err(f):
+    try:
+        f()
+        return "ok"
+    except libvirt.libvirtError as e:
+        return "%d %s" % (e.get_error_code(), e.get_error_message())
+print("FORCE", err(lambda: d.openConsole(None, c.newStream(0), libvirt.VIR_DOMAIN_CONSOLE_FORCE)), flush=True)
+st = c.newStream(0)
+d.openConsole(None, st, libvirt.VIR_DOMAIN_CONSOLE_SAFE)
+seen = bytearray()
+def reader():
+    while True:
+        data = st.recv(4096)
+        if not data or isinstance(data, int):
+            return
+        seen.extend(data)
+threading.Thread(target=reader, daemon=True).start()
+def wait_for(text, poke=None):
+    deadline = time.time() + 30
+    while text not in seen and time.time() < deadline:
+        if poke:
+            st.send(poke)
+        time.sleep(0.3)
+    return text in seen
+print("PROMPT", wait_for(b"> ", b"\r"), flush=True)
+st.send(b"hello gateway\r")
+print("ECHO", wait_for(b"ECHO: hello gateway"), flush=True)
+print("CAD", err(lambda: d.sendKey(0, 0, [29, 56, 111], 3, 0)), flush=True)
+print("KEYS", wait_for(b"KEY:1d KEY:38 KEY:e0 KEY:53"), flush=True)
+print("OTHERKEY", err(lambda: d.sendKey(0, 0, [30], 1, 0)), flush=True)
+st.abort()
+c.close()
+print("DONE", flush=True)
+"#;
+
+#[test]
+fn a_console_passes_both_ways_and_ctrl_alt_del_but_not_force_or_other_keys() {
+    use common::guest::Guest;
+    let rig = Rig::get();
+    let guest = Guest::define(rig, &unique("rpcecho"));
+    guest.start();
+    let gateway = Gateway::start_for(
+        Names {
+            see: vec![guest.name.clone()],
+            act: vec![
+                (Action::Console, guest.name.clone()),
+                (Action::CtrlAltDel, guest.name.clone()),
+            ],
+        },
+        "qemu:///session",
+    );
+    let uri = format!("qemu+unix:///session?socket={}", gateway.socket.display());
+    let mut cmd = Command::new(PYTHON);
+    cmd.args(["-c", PYTHON_CONSOLE, &uri, &guest.name])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", rig.dir());
+    let out = common::run(cmd, b"", Duration::from_secs(120));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", describe(&out));
+    for line in [
+        format!("FORCE 88 {DENIED}"),
+        "PROMPT True".into(),
+        "ECHO True".into(),
+        "CAD ok".into(),
+        "KEYS True".into(),
+        format!("OTHERKEY 88 {DENIED}"),
+        "DONE".into(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} in:\n{}",
+            describe(&out)
+        );
+    }
+    gateway.assert_no_refusal();
 }
