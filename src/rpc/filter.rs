@@ -406,7 +406,7 @@ impl Filter {
                 }
                 self.forward(header, packet, Await::Plain, out)
             }
-            Rule::List(list) => self.list(header, body, packet, list, grants, now, out),
+            Rule::List(list) => self.list(header, body, packet, list, grants, out),
             Rule::Lookup(lookup) => self.lookup(header, body, packet, lookup, grants, out),
             Rule::Read(object) => {
                 let mut r = Reader::new(body);
@@ -506,7 +506,6 @@ impl Filter {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn list(
         &mut self,
         header: Header,
@@ -514,7 +513,6 @@ impl Filter {
         packet: Vec<u8>,
         list: List,
         grants: &dyn Grants,
-        now: Instant,
         out: &mut Vec<Out>,
     ) -> Result<(), End> {
         let mut r = Reader::new(body);
@@ -542,10 +540,13 @@ impl Filter {
                 r.u32()?;
                 r.finish()?;
                 for dom in doms {
-                    // Records name their domains anyway; a named domain must be visible now.
+                    // A named domain must be known and visible. Its name may be stale: the
+                    // records name their domains as the daemon knows them now, and are
+                    // filtered by those names.
                     let visible = self
-                        .fresh_name(&dom.uuid, now)
-                        .is_some_and(|n| grants.may_see(n));
+                        .learnt
+                        .get(&dom.uuid)
+                        .is_some_and(|l| grants.may_see(&l.name));
                     if !visible {
                         let error = self.object_not_found(&dom);
                         self.answer_error(&header, &error, out);
@@ -847,13 +848,6 @@ impl Filter {
 
     fn known_name(&self, uuid: &Uuid) -> Option<String> {
         self.learnt.get(uuid).map(|l| l.name.clone())
-    }
-
-    fn fresh_name(&self, uuid: &Uuid, now: Instant) -> Option<&str> {
-        self.learnt
-            .get(uuid)
-            .filter(|l| now.saturating_duration_since(l.at) < FRESH)
-            .map(|l| l.name.as_str())
     }
 
     fn learn(&mut self, dom: &Domain, now: Instant) {
@@ -2456,7 +2450,8 @@ mod tests {
             record(w, &web1());
         });
         assert_eq!(parse(c[0]).body, &expected[..]);
-        // Naming domains: each must be visible.
+        // Naming domains: each must be visible; a name learnt long ago still serves.
+        s.now += FRESH * 10;
         s.forwarded(
             call(proc::CONNECT_GET_ALL_DOMAIN_STATS, 2, &args(&[web1()])),
             &grants,
