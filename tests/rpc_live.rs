@@ -730,3 +730,70 @@ fn a_console_passes_both_ways_and_ctrl_alt_del_but_not_force_or_other_keys() {
     }
     gateway.assert_no_refusal();
 }
+
+/// virt-manager itself, under Xvfb, connecting through the filter: its connection must
+/// become active, list the granted domains only, and trip none of the filter's checks.
+/// Not in CI (virt-manager and Xvfb are not test dependencies): run with
+/// `cargo test --test rpc_live -- --ignored virt_manager`.
+#[test]
+#[ignore]
+fn virt_manager_connects_and_lists_only_granted_domains() {
+    let w = world();
+    let rig = Rig::get();
+    let home = make_temp_dir("virt-manager");
+    let display = ":93";
+    let mut xvfb = Command::new("/usr/bin/Xvfb")
+        .args([display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Xvfb (apt-get install xvfb)");
+    thread::sleep(Duration::from_secs(1));
+    let log = home.join("virt-manager.log");
+    let mut manager = Command::new("/usr/bin/virt-manager")
+        .args(["--no-fork", "--debug", "--connect", &w.gateway.uri()])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("DISPLAY", display)
+        .env("XDG_RUNTIME_DIR", &home)
+        .env("GSETTINGS_BACKEND", "memory")
+        .env("NO_AT_BRIDGE", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("virt-manager (apt-get install virt-manager)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("state=Active") && text.contains(&w.web) && text.contains(&w.ro) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    // Let it poll a few times (stats, events) before looking.
+    thread::sleep(Duration::from_secs(6));
+    rig.start(&w.web);
+    thread::sleep(Duration::from_secs(3));
+    rig.destroy(&w.web);
+    thread::sleep(Duration::from_secs(2));
+    let _ = manager.kill();
+    let _ = manager.wait();
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    text = std::fs::read_to_string(&log).unwrap_or_default();
+    eprintln!("virt-manager's log: {}", log.display());
+    assert!(text.contains("state=Active"), "{text}");
+    assert!(text.contains(&w.web) && text.contains(&w.ro), "{text}");
+    assert!(!text.contains(&w.db), "{text}");
+    w.gateway.assert_no_refusal();
+    let denied: Vec<String> = w
+        .gateway
+        .audited()
+        .iter()
+        .filter(|c| !c.allowed)
+        .map(|c| c.procedure.clone())
+        .collect();
+    eprintln!("denied to virt-manager: {denied:?}");
+}
