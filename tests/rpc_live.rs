@@ -452,6 +452,45 @@ fn python_libvirt_connects_as_virt_manager_does_and_gets_only_granted_events() {
     w.gateway.assert_no_refusal();
 }
 
+/// Runs `cmd`; on a hang, kills it after `timeout` and still returns what it printed.
+fn run_logged(mut cmd: Command, timeout: Duration) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out = thread::spawn(move || {
+        let mut text = String::new();
+        out.read_to_string(&mut text).ok();
+        text
+    });
+    let err = thread::spawn(move || {
+        let mut text = String::new();
+        err.read_to_string(&mut text).ok();
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    let ok = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    (
+        ok,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
+}
+
 // ---- a raw-protocol attacker ----
 
 struct Raw {
@@ -649,7 +688,8 @@ fn a_screenshot_stream_passes_for_a_granted_domain() {
 /// A console both ways and ctrl-alt-del, through python3-libvirt's streams, to a real QEMU
 /// guest that echoes its serial line and reports the keys it gets (rig/src/guest.rs).
 const PYTHON_CONSOLE: &str = r#"
-import sys, time, threading, libvirt
+import os, sys, time, libvirt
+libvirt.virEventRegisterDefaultImpl()
 libvirt.registerErrorHandler(lambda *a: None, None)
 c = libvirt.open(sys.argv[1])
 d = c.lookupByName(sys.argv[2])
@@ -660,22 +700,27 @@ def err(f):
     except libvirt.libvirtError as e:
         return "%d %s" % (e.get_error_code(), e.get_error_message())
 print("FORCE", err(lambda: d.openConsole(None, c.newStream(0), libvirt.VIR_DOMAIN_CONSOLE_FORCE)), flush=True)
-st = c.newStream(0)
+# One thread, driven by libvirt's event loop, as virsh console is: blocking streams used
+# from two threads can hang inside libvirt's client.
+st = c.newStream(libvirt.VIR_STREAM_NONBLOCK)
 d.openConsole(None, st, libvirt.VIR_DOMAIN_CONSOLE_SAFE)
 seen = bytearray()
-def reader():
+def readable(stream, events, opaque):
     while True:
-        data = st.recv(4096)
-        if not data or isinstance(data, int):
+        data = stream.recv(4096)
+        if isinstance(data, int) or not data:
             return
         seen.extend(data)
-threading.Thread(target=reader, daemon=True).start()
+st.eventAddCallback(libvirt.VIR_STREAM_EVENT_READABLE, readable, None)
+libvirt.virEventAddTimeout(100, lambda *a: None, None)
 def wait_for(text, poke=None):
     deadline = time.time() + 30
+    next_poke = 0
     while text not in seen and time.time() < deadline:
-        if poke:
+        if poke and time.time() >= next_poke:
             st.send(poke)
-        time.sleep(0.3)
+            next_poke = time.time() + 0.3
+        libvirt.virEventRunDefaultImpl()
     return text in seen
 print("PROMPT", wait_for(b"> ", b"\r"), flush=True)
 st.send(b"hello gateway\r")
@@ -683,9 +728,11 @@ print("ECHO", wait_for(b"ECHO: hello gateway"), flush=True)
 print("CAD", err(lambda: d.sendKey(0, 0, [29, 56, 111], 3, 0)), flush=True)
 print("KEYS", wait_for(b"KEY:1d KEY:38 KEY:e0 KEY:53"), flush=True)
 print("OTHERKEY", err(lambda: d.sendKey(0, 0, [30], 1, 0)), flush=True)
+st.eventRemoveCallback()
 st.abort()
 c.close()
 print("DONE", flush=True)
+os._exit(0)
 "#;
 
 #[test]
@@ -710,9 +757,12 @@ fn a_console_passes_both_ways_and_ctrl_alt_del_but_not_force_or_other_keys() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", rig.dir());
-    let out = common::run(cmd, b"", Duration::from_secs(120));
-    let text = stdout(&out);
-    assert!(out.status.success(), "{}", describe(&out));
+    let (ok, text, err) = run_logged(cmd, Duration::from_secs(60));
+    let endings = gateway.endings.lock().unwrap().clone();
+    assert!(
+        ok,
+        "{text}\n{err}\nthe gateway's connections ended: {endings:?}"
+    );
     for line in [
         format!("FORCE 88 {DENIED}"),
         "PROMPT True".into(),
@@ -724,8 +774,7 @@ fn a_console_passes_both_ways_and_ctrl_alt_del_but_not_force_or_other_keys() {
     ] {
         assert!(
             text.lines().any(|l| l == line),
-            "{line:?} in:\n{}",
-            describe(&out)
+            "{line:?} in:\n{text}\n{err}"
         );
     }
     gateway.assert_no_refusal();
@@ -764,9 +813,8 @@ fn virt_manager_connects_and_lists_only_granted_domains() {
         .spawn()
         .expect("virt-manager (apt-get install virt-manager)");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut text = String::new();
     while Instant::now() < deadline {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
         if text.contains("state=Active") && text.contains(&w.web) && text.contains(&w.ro) {
             break;
         }
@@ -782,7 +830,7 @@ fn virt_manager_connects_and_lists_only_granted_domains() {
     let _ = manager.wait();
     let _ = xvfb.kill();
     let _ = xvfb.wait();
-    text = std::fs::read_to_string(&log).unwrap_or_default();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
     eprintln!("virt-manager's log: {}", log.display());
     assert!(text.contains("state=Active"), "{text}");
     assert!(text.contains(&w.web) && text.contains(&w.ro), "{text}");
