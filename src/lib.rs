@@ -33,6 +33,7 @@ pub mod render;
 pub mod report;
 pub mod request;
 pub mod rfb;
+pub mod rpc;
 pub mod session;
 pub mod sshkey;
 pub mod system;
