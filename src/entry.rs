@@ -66,8 +66,12 @@ fn run_gateway(args: GatewayArgs) -> Status {
         clock: &SystemClock,
     };
     let gateway = Gateway::new(who, effects, config, one_request.is_some());
-    if let Some(Tunnel::Viewer { endpoint, .. }) = &tunnel {
-        return gateway.tunnel(endpoint);
+    match tunnel {
+        Some(Tunnel::Viewer { endpoint, .. }) => return gateway.tunnel(&endpoint),
+        Some(Tunnel::Libvirt { uri, socket, .. }) => {
+            return gateway.libvirt_client(&gateway::Asked { uri, socket });
+        }
+        None => {}
     }
     let mut lines: Box<dyn LineSource + '_> = match one_request {
         Some(line) => Box::new(OneLine::new(line)),

@@ -147,6 +147,17 @@ pub enum Error {
         attachment: Action,
         domain: String,
     },
+    /// A standard libvirt client, and no hypervisor of the key's on this host (1).
+    NoLocalHypervisor { named: Vec<String> },
+    /// A standard libvirt client that names none, or more than one, of the key's
+    /// hypervisors on this host (1).
+    WhichHypervisor { local: Vec<String> },
+    /// A standard libvirt client's connection ended other than by a close.
+    ClientEnded {
+        hypervisor: String,
+        why: String,
+        status: Status,
+    },
     /// One failure per hypervisor: the last one's status, every one's words.
     Several(Vec<Error>),
 }
@@ -163,7 +174,10 @@ impl Error {
                 _ => Status::Unavailable,
             },
             Error::DisplayInterrupted => Status::Interrupted,
+            Error::ClientEnded { status, .. } => *status,
             Error::Ambiguous { .. }
+            | Error::NoLocalHypervisor { .. }
+            | Error::WhichHypervisor { .. }
             | Error::Unfit { .. }
             | Error::RemoteDisplay { .. }
             | Error::NoDisplay { .. }
@@ -275,6 +289,26 @@ impl fmt::Display for Error {
                 "{why}; the {} of {} was closed",
                 attachment.name(),
                 escape(domain)
+            ),
+            Error::NoLocalHypervisor { named } => write!(
+                f,
+                "libvirt's own clients reach only a hypervisor on this host, and this key's \
+                 are not: {} (use the commands of `help` instead)",
+                labels(named)
+            ),
+            Error::WhichHypervisor { local } => write!(
+                f,
+                "this key's grants name several hypervisors on this host ({}): connect with \
+                 the URI of one of them (qemu+ssh://HOST/system, ...)",
+                labels(local)
+            ),
+            Error::ClientEnded {
+                hypervisor, why, ..
+            } => write!(
+                f,
+                "the libvirt connection to {} ended: {}",
+                escape(hypervisor),
+                escape(why)
             ),
             Error::Several(errors) => {
                 let text: Vec<String> = errors.iter().map(Error::to_string).collect();

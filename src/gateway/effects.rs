@@ -6,6 +6,7 @@
 //! is tested without a rig.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::audit::AuditSink;
@@ -15,6 +16,8 @@ use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::{Libvirt, Watch};
 use crate::policy::Channel;
 use crate::rfb::Handshake;
+use crate::rpc::Filter;
+use crate::rpc::relay::{Context, Ending as RpcEnding};
 
 /// Where the config comes from: read again, whole, each time it is asked for.
 pub trait ConfigSource: Sync {
@@ -22,7 +25,7 @@ pub trait ConfigSource: Sync {
 }
 
 /// The user's end of the SSH channel.
-pub trait User {
+pub trait User: LibvirtChannel {
     /// What the channel is: terminals or not, one request or a session.
     fn channel(&self) -> Channel;
     /// Shows a request's text on stdout.
@@ -45,6 +48,17 @@ pub trait User {
         handshake: Option<Handshake>,
         started: &mut dyn FnMut(),
     ) -> io::Result<(Ending, Traffic)>;
+}
+
+/// What a standard libvirt client is relayed through: the daemon's socket on one side, the
+/// user's channel on the other, every packet through `filter` (see `rpc::relay`).
+pub trait LibvirtChannel {
+    fn relay_libvirt(
+        &self,
+        socket: &Path,
+        filter: &mut Filter,
+        context: &mut dyn Context,
+    ) -> io::Result<RpcEnding>;
 }
 
 /// What time it is, for grants that expire (Unix seconds).

@@ -9,6 +9,7 @@
 //! the narrow interfaces of [`effects`], so its tests use fakes.
 
 mod act;
+mod client;
 mod complete;
 pub mod effects;
 mod record;
@@ -29,6 +30,7 @@ use crate::session::{Handled, Line};
 use crate::sshkey::auth_info::Identity;
 
 pub use act::Reply;
+pub use client::Asked;
 pub use effects::{Clock, ConfigSource, Effects, User};
 
 /// Who is asking: the key (from `--key`, or the Unix user), a go-dromaius `-host` binding,

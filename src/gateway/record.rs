@@ -113,6 +113,51 @@ impl Gateway<'_> {
         });
     }
 
+    /// The record of one call of a standard libvirt client that acted or was denied: the
+    /// command it is (or libvirt's name of the procedure), the domain, the decision.
+    pub(super) fn record_call(&self, call: &crate::rpc::Call) {
+        let procedure = format!("libvirt:{}", call.procedure.to_ascii_lowercase());
+        let command = call
+            .action
+            .map_or(procedure.as_str(), |action| action.name());
+        let acted = call.allowed && call.action.is_some();
+        self.send(&Record {
+            command: command.as_bytes(),
+            domain: call.domain.as_deref(),
+            decision: if call.allowed {
+                audit::Decision::Allow
+            } else {
+                audit::Decision::Deny
+            },
+            outcome: if call.allowed {
+                Status::Ok.code()
+            } else {
+                Status::Denied.code()
+            },
+            reason: (!call.allowed).then_some("not granted"),
+            acted,
+            ..self.blank_record()
+        });
+    }
+
+    /// The record of a standard libvirt client's connection that could not be served, or
+    /// ended other than by a close.
+    pub(super) fn record_client(&self, hypervisor: Option<&str>, error: &crate::error::Error) {
+        let reason = error.to_string();
+        self.send(&Record {
+            command: b"libvirt",
+            decision: match error.status() {
+                Status::Denied => audit::Decision::Deny,
+                _ => audit::Decision::Allow,
+            },
+            outcome: error.status().code(),
+            reason: Some(&reason),
+            hypervisor,
+            acted: true,
+            ..self.blank_record()
+        });
+    }
+
     /// A listing made for Tab completion, which is audited like a `list`.
     pub(super) fn record_completion_listing(&self, command: &str) {
         self.send(&Record {

@@ -5,14 +5,19 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Instant;
 
 use crate::error::Error;
 use crate::gateway::User;
+use crate::gateway::effects::LibvirtChannel;
 use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::Watch;
 use crate::policy::Channel;
 use crate::rfb::Handshake;
+use crate::rpc::Filter;
+use crate::rpc::relay::{Context, Ending as RpcEnding};
 use crate::system::{process, relay};
 
 /// The channel sshd gave this process: its stdin, stdout and stderr.
@@ -72,6 +77,25 @@ impl User for Terminal {
             watch,
             &process::hung_up,
             handshake.as_mut(),
+        ))
+    }
+}
+
+impl LibvirtChannel for Terminal {
+    fn relay_libvirt(
+        &self,
+        socket: &Path,
+        filter: &mut Filter,
+        context: &mut dyn Context,
+    ) -> io::Result<RpcEnding> {
+        let mut daemon = UnixStream::connect(socket)?;
+        let (stdin, stdout) = (io::stdin(), io::stdout());
+        Ok(crate::rpc::relay(
+            stdin.as_fd(),
+            stdout.as_fd(),
+            &mut daemon,
+            filter,
+            context,
         ))
     }
 }

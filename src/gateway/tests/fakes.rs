@@ -11,11 +11,14 @@ use crate::action::Action;
 use crate::audit::{AuditSink, Severity};
 use crate::config::{Config, ConfigError, Hypervisor};
 use crate::error::Error;
+use crate::gateway::effects::LibvirtChannel;
 use crate::gateway::{Clock, ConfigSource, Effects, Gateway, User, Who};
 use crate::graphics::{Ending, Endpoint, Protocol, Traffic};
 use crate::hypervisor::{Fault, Found, Libvirt, Target, Uuid, Watch};
 use crate::policy::Channel;
 use crate::rfb::Handshake;
+use crate::rpc::Filter;
+use crate::rpc::relay::{Context, Ending as RpcEnding};
 
 /// A fake libvirt: domains per URI, faults per URI, and every call it was asked.
 #[derive(Default)]
@@ -269,6 +272,25 @@ impl User for FakeUser {
             lasted: Duration::from_millis(56),
         };
         Ok((ending, traffic))
+    }
+}
+
+impl LibvirtChannel for FakeUser {
+    fn relay_libvirt(
+        &self,
+        socket: &Path,
+        _: &mut Filter,
+        context: &mut dyn Context,
+    ) -> io::Result<RpcEnding> {
+        self.relayed_to
+            .lock()
+            .unwrap()
+            .push(socket.display().to_string());
+        // What the grants say now, as the relay would ask before its first packet.
+        Ok(match context.grants() {
+            Ok(_) => RpcEnding::ClientClosed,
+            Err(why) => RpcEnding::Revoked(why),
+        })
     }
 }
 
