@@ -57,7 +57,7 @@ const LIST_DOMAINS: usize = 1000;
 const BIG_KEYS: usize = 10_000;
 const BIG_GRANTS: usize = 20_000;
 /// The figures, in the order they run.
-const FIGURES: [&str; 13] = [
+const FIGURES: [&str; 15] = [
     "one-shot",
     "host-size",
     "over-ssh",
@@ -71,6 +71,8 @@ const FIGURES: [&str; 13] = [
     "session",
     "slow-syslog",
     "slow-acting",
+    "rpc-list",
+    "rpc-screenshots",
 ];
 const VIRSH: &str = "/usr/bin/virsh";
 const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -181,6 +183,15 @@ fn main() {
     }
     if settings.wants("session") {
         figures.push(progress(bench.session(&settings)));
+    }
+    if settings.wants("rpc-list") || settings.wants("rpc-screenshots") {
+        let clients = Clients::new(&bench);
+        if settings.wants("rpc-list") {
+            figures.push(progress(bench.rpc_list(&settings, &clients)));
+        }
+        if settings.wants("rpc-screenshots") {
+            figures.push(progress(bench.rpc_screenshots(&settings, &clients)));
+        }
     }
     if settings.wants("slow-syslog") || settings.wants("slow-acting") {
         let slow = SlowSyslog::start(&bench);
@@ -912,6 +923,192 @@ impl Bench {
     }
 }
 
+/// A user's own libvirt client reaching the rig's hypervisor through ssh: through the
+/// gateway (the `list` figure's key, granted the thousand `bench-NNNN` domains), or through
+/// an unfiltered relay (a key whose forced command is `socat` to the daemon's socket).
+struct Clients {
+    home: PathBuf,
+    gateway: SshKey,
+    unfiltered: SshKey,
+    /// The gateway's key again, its forced command wrapped so that its peak memory is
+    /// written to `peak` while it runs.
+    watched: SshKey,
+    peak: PathBuf,
+}
+
+/// python3-libvirt taking `N` screenshots of one domain over one connection, counting the
+/// bytes of every stream.
+const SCREENSHOTS: &str = r#"
+import libvirt, sys
+conn = libvirt.open(sys.argv[1])
+dom = conn.lookupByName(sys.argv[2])
+total = 0
+for i in range(int(sys.argv[3])):
+    stream = conn.newStream(0)
+    dom.screenshot(stream, 0, 0)
+    while True:
+        data = stream.recv(262144)
+        if not data:
+            break
+        total += len(data)
+    stream.finish()
+conn.close()
+print("bytes", total)
+"#;
+
+impl Clients {
+    fn new(bench: &Bench) -> Clients {
+        let rig = bench.rig;
+        let socat = format!("/usr/bin/socat - UNIX-CONNECT:{}", rig.socket().display());
+        let home = dromaius_rig::support::make_temp_dir("bench-client");
+        let peak = home.join("peak");
+        // The shell notes its own VmHWM, which after `exec` is dromaius's, until it is gone.
+        let wrapper = write_file(
+            "watched-gateway",
+            &format!(
+                "#!/bin/sh\n( while sleep 0.05; do grep VmHWM /proc/$$/status > '{}.new' 2>/dev/null \
+                 && mv '{}.new' '{}' || break; done ) &\nexec '{}' --config '{}' --key lister\n",
+                peak.display(),
+                peak.display(),
+                peak.display(),
+                dromaius_bin().display(),
+                bench.list.display()
+            ),
+        );
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+        Clients {
+            gateway: rig.authorize_gateway(&bench.list, "lister", "restrict"),
+            unfiltered: rig.authorize(&socat, "restrict"),
+            watched: rig.authorize(&wrapper.display().to_string(), "restrict"),
+            home,
+            peak,
+        }
+    }
+
+    /// libvirt's URI for the rig's hypervisor through ssh with `key` (netcat mode: the
+    /// forced command, not the socket named here, decides where it goes).
+    fn uri(&self, bench: &Bench, key: &SshKey) -> String {
+        format!(
+            "test+ssh://root@127.0.0.1:{}/default?keyfile={}&no_verify=1&socket=/var/run/libvirt/libvirt-sock",
+            bench.rig.ssh_port(),
+            key.private.display()
+        )
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env_clear()
+            .env("PATH", CLEAN_PATH)
+            .env("HOME", &self.home)
+            .env("LC_ALL", "C");
+        command
+    }
+}
+
+impl Bench {
+    /// `virsh list --all` of a thousand domains through the gateway, against the same through
+    /// an unfiltered relay.
+    fn rpc_list(&self, settings: &Settings, clients: &Clients) -> Figure {
+        let run = |key: &SshKey| {
+            let mut command = clients.command(VIRSH);
+            command
+                .arg("-c")
+                .arg(clients.uri(self, key))
+                .args(["list", "--all", "--name"]);
+            measure(&mut command, b"", "bench-0999")
+        };
+        let compared = interleave(
+            settings.ssh_rounds,
+            true,
+            || {
+                let out = run(&clients.gateway);
+                let names = out.stdout.lines().filter(|l| !l.is_empty()).count();
+                assert_eq!(
+                    names, LIST_DOMAINS,
+                    "the gateway shows the key's domains only"
+                );
+                out
+            },
+            || run(&clients.unfiltered),
+        );
+        self.drain();
+        Figure::timed(
+            "rpc-list",
+            format!(
+                "`virsh -c test+ssh://... list --all` through the gateway, {LIST_DOMAINS} granted"
+            ),
+            "the same through an unfiltered relay (`socat` to the daemon's socket)".into(),
+            "≤ 1.10",
+            Compared {
+                own_cpu: None,
+                ..compared
+            },
+        )
+    }
+
+    /// 10 MiB of screenshot streams (300 of the test driver's 33 KiB screenshot over one
+    /// connection) through the gateway, against an unfiltered relay; and the relay's memory.
+    fn rpc_screenshots(&self, settings: &Settings, clients: &Clients) -> Figure {
+        let count = if settings.quick { "30" } else { "300" };
+        let run = |key: &SshKey| {
+            let mut command = clients.command("/usr/bin/python3");
+            command
+                .args(["-c", SCREENSHOTS])
+                .arg(clients.uri(self, key))
+                .args(["bench-0000", count]);
+            let out = measure(&mut command, b"", "bytes");
+            assert!(
+                !out.stdout.contains("bytes 0\n"),
+                "screenshots came: {}",
+                out.stdout
+            );
+            out
+        };
+        let compared = interleave(
+            settings.ssh_rounds.min(11),
+            true,
+            || run(&clients.gateway),
+            || run(&clients.unfiltered),
+        );
+        // The relay's peak memory after a short connection and after one ten times as long.
+        let peak = |screenshots: &str| {
+            let _ = fs::remove_file(&clients.peak);
+            let mut command = clients.command("/usr/bin/python3");
+            command
+                .args(["-c", SCREENSHOTS])
+                .arg(clients.uri(self, &clients.watched))
+                .args(["bench-0000", screenshots]);
+            measure(&mut command, b"", "bytes");
+            fs::read_to_string(&clients.peak)
+                .unwrap_or_default()
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("?")
+                .to_owned()
+        };
+        let (short, long) = (peak("30"), peak("300"));
+        self.drain();
+        let mut figure = Figure::timed(
+            "rpc-screenshots",
+            format!(
+                "{count} screenshots of 33 KiB (300: 10 MiB) over one connection through the gateway"
+            ),
+            "the same through an unfiltered relay".into(),
+            "≤ 1.10",
+            Compared {
+                own_cpu: None,
+                ..compared
+            },
+        );
+        figure.note = Some(format!(
+            "rpc-screenshots: the gateway's peak memory (VmHWM) was {short} kB over 30 \
+             screenshots and {long} kB over 300 (1 MiB and 10 MiB of streams)"
+        ));
+        figure
+    }
+}
+
 /// A syslog that takes 15 ms a record, as a loaded journald does, and a config of the
 /// small kind that sends its records there.
 struct SlowSyslog {
@@ -1163,7 +1360,7 @@ fn list_config(uri: &str, socket: &Path) -> String {
         .collect();
     format!(
         "{{\n  \"virsh\": \"{VIRSH}\",\n  \"connect\": \"{uri}\",\n  \"syslog_socket\": \"{}\",\n  \"keys\": {{\n    \
-         \"lister\": [ {{ \"domains\": [{}], \"commands\": [\"status\", \"start\"] }} ],\n    \
+ \"lister\": [ {{ \"domains\": [{}], \"commands\": [\"status\", \"start\", \"screenshot\"] }} ],\n    \
          \"other\": [ {{ \"domains\": [\"other-*\"] }} ]\n  }}\n}}\n",
         socket.display(),
         names.join(", ")
