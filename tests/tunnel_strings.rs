@@ -322,7 +322,6 @@ fn what_the_installed_virt_manager_sends_is_recognised() {
 }
 
 const VIRT_VIEWER: &str = "/usr/bin/virt-viewer";
-const XVFB: &str = "/usr/bin/Xvfb";
 const SOCAT: &str = "/usr/bin/socat";
 
 /// Four running test-driver domains, one per kind of display virt-viewer tunnels to.
@@ -337,52 +336,6 @@ const VIEWER_NODE: &str = r#"<node>
     <devices><graphics type='vnc' socket='/tmp/dromaius-tunnel-strings.sock'/></devices></domain>
 </node>
 "#;
-
-/// An X server of its own for virt-viewer, stopped when dropped.
-struct Xvfb {
-    server: std::process::Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        use std::io::BufRead;
-        let mut server = Command::new(XVFB)
-            .args([
-                "-displayfd",
-                "1",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-                "1024x768x24",
-            ])
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run Xvfb");
-        let mut number = String::new();
-        std::io::BufReader::new(server.stdout.take().expect("Xvfb's stdout"))
-            .read_line(&mut number)
-            .expect("read Xvfb's display number");
-        let number = number.trim();
-        assert!(!number.is_empty(), "Xvfb gave no display number");
-        Xvfb {
-            display: format!(":{number}"),
-            server,
-        }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
 
 /// Runs the installed virt-viewer on `domain`, its libvirt connection relayed by a fake
 /// ssh to a session libvirtd, and returns the command of the display tunnel it then asks
@@ -451,14 +404,14 @@ fn virt_viewer_remote_command(
 
 #[test]
 fn what_the_installed_virt_viewer_sends_is_recognised() {
-    for tool in [VIRT_VIEWER, XVFB, SOCAT] {
+    for tool in [VIRT_VIEWER, SOCAT] {
         assert!(
             Path::new(tool).exists(),
-            "{tool} is missing: apt-get install virt-viewer xvfb socat (scripts/install-deps does)"
+            "{tool} is missing: apt-get install virt-viewer socat (scripts/install-deps does)"
         );
     }
     let libvirtd = dromaius_rig::Libvirtd::start();
-    let xvfb = Xvfb::start();
+    let xvfb = dromaius_rig::screen::Screen::start();
     let dir = make_temp_dir("viewer-strings");
     fs::write(dir.join("node.xml"), VIEWER_NODE).expect("write the test driver's node");
     fs::set_permissions(dir.join("node.xml"), fs::Permissions::from_mode(0o644))

@@ -13,7 +13,6 @@
 use dromaius_rig as common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -21,83 +20,12 @@ use std::time::{Duration, Instant};
 
 use common::guest::{Graphics, Guest};
 use common::pty::Term;
+use common::screen::Screen;
 use common::world::{World, make_executable, row, summary};
 use common::{Rig, SshKey, unique};
 
 /// How long a window may take to connect (TCG guests, a cold Python start).
 const WAIT: Duration = Duration::from_secs(90);
-
-/// The X server a test's windows open on; killed when dropped.
-struct Screen {
-    xvfb: Child,
-    display: String,
-}
-
-impl Screen {
-    fn new() -> Screen {
-        // `-displayfd 1`: the server picks a free display and writes its number to stdout
-        // once it accepts connections.
-        let mut xvfb = Command::new("/usr/bin/Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x800x24",
-                "-nolisten",
-            ])
-            .arg("tcp")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb (scripts/install-deps installs xvfb)");
-        let mut line = String::new();
-        let stdout = xvfb.stdout.take().expect("Xvfb's stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("Xvfb's display number");
-        let number = line.trim();
-        assert!(
-            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
-            "Xvfb did not say which display: {line:?}"
-        );
-        Screen {
-            display: format!(":{number}"),
-            xvfb,
-        }
-    }
-
-    /// The whole screen as a PNG at `path` (GDK, which virt-manager already brings).
-    fn screenshot(&self, path: &Path) {
-        let script = "import sys, gi\n\
-                      gi.require_version('Gdk', '3.0')\n\
-                      from gi.repository import Gdk\n\
-                      root = Gdk.get_default_root_window()\n\
-                      shot = Gdk.pixbuf_get_from_window(root, 0, 0, root.get_width(), root.get_height())\n\
-                      shot.savev(sys.argv[1], 'png', [], [])\n";
-        let out = Command::new("/usr/bin/python3")
-            .args(["-c", script])
-            .arg(path)
-            .env_clear()
-            .env("DISPLAY", &self.display)
-            .output()
-            .expect("python3");
-        assert!(
-            out.status.success(),
-            "screenshot: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("screenshot: {}", path.display());
-    }
-}
-
-impl Drop for Screen {
-    fn drop(&mut self) {
-        let _ = self.xvfb.kill();
-        let _ = self.xvfb.wait();
-    }
-}
 
 /// A user's desk: a HOME, an `ssh` that brings the key, and the URI of the gateway.
 struct Desk {
@@ -135,7 +63,7 @@ impl Desk {
         Desk {
             rig,
             dir,
-            screen: Screen::new(),
+            screen: Screen::start(),
         }
     }
 
@@ -234,23 +162,20 @@ impl Drop for Window {
     }
 }
 
-/// Who is connected to a guest's display, as QEMU lists them on the rig's own connection.
-fn display_clients(rig: &Rig, guest: &Guest, spice: bool) -> String {
+/// Whether QEMU lists a client of the guest's display (its main channel, for SPICE), as
+/// its monitor tells the rig's own connection.
+fn has_display_client(rig: &Rig, guest: &Guest, spice: bool) -> bool {
     let uuid = guest.uuid();
-    let info = if spice { "info spice" } else { "info vnc" };
+    let (info, client) = if spice {
+        ("info spice", "channel name: main")
+    } else {
+        ("info vnc", "Client:")
+    };
     let out = rig.virsh_uri(
         &rig.qemu_uri(),
         &["qemu-monitor-command", "--hmp", "--domain", &uuid, info],
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn has_vnc_client(rig: &Rig, guest: &Guest) -> bool {
-    display_clients(rig, guest, false).contains("Client:")
-}
-
-fn has_spice_client(rig: &Rig, guest: &Guest) -> bool {
-    display_clients(rig, guest, true).contains("channel name: main")
+    String::from_utf8_lossy(&out.stdout).contains(client)
 }
 
 /// Three running guests: alice may see `vnc`, open its serial console and its display;
@@ -313,42 +238,29 @@ fn virt_manager_shows_only_the_keys_domains_and_opens_a_console() {
     assert!(!log.contains(&g.theirs.name), "{log}");
     drop(manager);
 
-    let mut console = desk.open(
-        "/usr/bin/virt-manager",
-        &[
-            "--no-fork",
-            "--debug",
-            "--connect",
-            &desk.uri(),
-            "--show-domain-console",
-            &g.vnc.name,
-        ],
-    );
-    console.until("virt-manager's VNC client on the guest", |_| {
-        has_vnc_client(rig, &g.vnc)
-    });
-    thread::sleep(Duration::from_secs(2));
-    desk.screenshot("virt-manager-console");
-    assert!(!has_vnc_client(rig, &g.theirs));
-    drop(console);
-
-    let mut spice = desk.open(
-        "/usr/bin/virt-manager",
-        &[
-            "--no-fork",
-            "--debug",
-            "--connect",
-            &desk.uri(),
-            "--show-domain-console",
-            &g.spice.name,
-        ],
-    );
-    spice.until("virt-manager's SPICE client on the guest", |_| {
-        has_spice_client(rig, &g.spice)
-    });
-    thread::sleep(Duration::from_secs(2));
-    desk.screenshot("virt-manager-spice");
-    drop(spice);
+    for (guest, spice) in [(&g.vnc, false), (&g.spice, true)] {
+        let mut console = desk.open(
+            "/usr/bin/virt-manager",
+            &[
+                "--no-fork",
+                "--debug",
+                "--connect",
+                &desk.uri(),
+                "--show-domain-console",
+                &guest.name,
+            ],
+        );
+        console.until("virt-manager's display client on the guest", |_| {
+            has_display_client(rig, guest, spice)
+        });
+        thread::sleep(Duration::from_secs(2));
+        desk.screenshot(if spice {
+            "virt-manager-spice"
+        } else {
+            "virt-manager-vnc"
+        });
+        assert!(!has_display_client(rig, &g.theirs, false));
+    }
     let records = g.world.records(1);
     for guest in [&g.vnc, &g.spice] {
         assert!(
@@ -371,27 +283,21 @@ fn virt_viewer_opens_a_granted_vnc_and_spice_display_and_not_another() {
     let g = guests();
     let desk = Desk::new(&g.key);
     let rig = desk.rig;
-    let mut vnc = desk.open(
-        "/usr/bin/virt-viewer",
-        &["--debug", "-c", &desk.uri(), &g.vnc.name],
-    );
-    vnc.until("virt-viewer's VNC client on the guest", |_| {
-        has_vnc_client(rig, &g.vnc)
-    });
-    thread::sleep(Duration::from_secs(2));
-    desk.screenshot("virt-viewer-vnc");
-    drop(vnc);
-
-    let mut spice = desk.open(
-        "/usr/bin/virt-viewer",
-        &["--debug", "-c", &desk.uri(), &g.spice.name],
-    );
-    spice.until("virt-viewer's SPICE client on the guest", |_| {
-        has_spice_client(rig, &g.spice)
-    });
-    thread::sleep(Duration::from_secs(2));
-    desk.screenshot("virt-viewer-spice");
-    drop(spice);
+    for (guest, spice) in [(&g.vnc, false), (&g.spice, true)] {
+        let mut viewer = desk.open(
+            "/usr/bin/virt-viewer",
+            &["--debug", "-c", &desk.uri(), &guest.name],
+        );
+        viewer.until("virt-viewer's display client on the guest", |_| {
+            has_display_client(rig, guest, spice)
+        });
+        thread::sleep(Duration::from_secs(2));
+        desk.screenshot(if spice {
+            "virt-viewer-spice"
+        } else {
+            "virt-viewer-vnc"
+        });
+    }
 
     // Another key's domain is not found, as a domain that does not exist is not.
     let nowhere = unique("nowhere");
@@ -405,7 +311,7 @@ fn virt_viewer_opens_a_granted_vnc_and_spice_display_and_not_another() {
         });
         desk.screenshot("virt-viewer-refused");
     }
-    assert!(!has_vnc_client(rig, &g.theirs));
+    assert!(!has_display_client(rig, &g.theirs, false));
 }
 
 #[test]

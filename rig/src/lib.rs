@@ -4,7 +4,7 @@
 //!
 //! What each module stands up: `libvirtd` (a session libvirtd and plain virsh calls),
 //! `sshd` (sshd, keys and the ssh client), `guest` (a real QEMU guest with a serial
-//! console), `pty` (a real pseudo-terminal), `direct` (the binary run as sshd runs a forced
+//! console), `pty` (a real pseudo-terminal), `screen` (an X server for real windows), `direct` (the binary run as sshd runs a forced
 //! command, optionally under strace), `world` (one test's config, audit and keys),
 //! `audit` (a stand-in syslog), `support` (temp files and running commands).
 //!
@@ -24,6 +24,7 @@ pub mod direct;
 pub mod guest;
 pub mod libvirtd;
 pub mod pty;
+pub mod screen;
 pub mod sshd;
 pub mod support;
 pub mod world;
