@@ -254,13 +254,9 @@ impl fmt::Display for Error {
                 needs,
                 at_prompt,
             } => unfit_words(f, *action, &escape(domain), *needs, *at_prompt),
-            Error::RemoteDisplay { domain, hypervisor } => write!(
-                f,
-                "display {}: {} is not on this host, and only a hypervisor on this host has \
-                 its graphical console relayed (its 127.0.0.1 is not ours)",
-                escape(domain),
-                escape(hypervisor)
-            ),
+            Error::RemoteDisplay { domain, hypervisor } => {
+                remote_display_words(f, domain, hypervisor)
+            }
             Error::NoDisplay { domain, why } => write!(f, "display {}: {why}", escape(domain)),
             Error::DisplayUnreachable {
                 domain,
@@ -273,13 +269,7 @@ impl fmt::Display for Error {
                 escape(endpoint)
             ),
             Error::DisplayInterrupted => f.write_str("display interrupted"),
-            Error::WrongDisplay { domain, named } => write!(
-                f,
-                "display {}: the display reached names itself {}, not this domain's; closed \
-                 (another display took its place: try again)",
-                escape(domain),
-                escape(named)
-            ),
+            Error::WrongDisplay { domain, named } => wrong_display_words(f, domain, named),
             Error::Revoked {
                 why,
                 attachment,
@@ -290,18 +280,8 @@ impl fmt::Display for Error {
                 attachment.name(),
                 escape(domain)
             ),
-            Error::NoLocalHypervisor { named } => write!(
-                f,
-                "libvirt's own clients reach only a hypervisor on this host, and this key's \
-                 are not: {} (use the commands of `help` instead)",
-                labels(named)
-            ),
-            Error::WhichHypervisor { local } => write!(
-                f,
-                "this key's grants name several hypervisors on this host ({}): connect with \
-                 the URI of one of them (qemu+ssh://HOST/system, ...)",
-                labels(local)
-            ),
+            Error::NoLocalHypervisor { named } => no_local_hypervisor_words(f, named),
+            Error::WhichHypervisor { local } => which_hypervisor_words(f, local),
             Error::ClientEnded {
                 hypervisor, why, ..
             } => write!(
@@ -319,6 +299,44 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+fn remote_display_words(f: &mut fmt::Formatter<'_>, domain: &str, hypervisor: &str) -> fmt::Result {
+    write!(
+        f,
+        "display {}: {} is not on this host, and only a hypervisor on this host has its \
+         graphical console relayed (its 127.0.0.1 is not ours)",
+        escape(domain),
+        escape(hypervisor)
+    )
+}
+
+fn wrong_display_words(f: &mut fmt::Formatter<'_>, domain: &str, named: &str) -> fmt::Result {
+    write!(
+        f,
+        "display {}: the display reached names itself {}, not this domain's; closed \
+         (another display took its place: try again)",
+        escape(domain),
+        escape(named)
+    )
+}
+
+fn no_local_hypervisor_words(f: &mut fmt::Formatter<'_>, named: &[String]) -> fmt::Result {
+    write!(
+        f,
+        "libvirt's own clients reach only a hypervisor on this host, and this key's are not: \
+         {} (use the commands of `help` instead)",
+        labels(named)
+    )
+}
+
+fn which_hypervisor_words(f: &mut fmt::Formatter<'_>, local: &[String]) -> fmt::Result {
+    write!(
+        f,
+        "this key's grants name several hypervisors on this host ({}): connect with the URI \
+         of one of them (qemu+ssh://HOST/system, ...)",
+        labels(local)
+    )
+}
 
 /// Why a domain defined on several hypervisors is not acted on.
 fn ambiguous_words(

@@ -90,6 +90,35 @@ fn example_config() -> String {
     roff_text(&roff)
 }
 
+/// SYNOPSIS: the program's, go-dromaius's flags, and each subcommand's.
+fn synopsis(man: &Man, cli: &clap::Command) -> String {
+    let mut text = String::from(".SH SYNOPSIS\n");
+    text.push_str(&section_body(|w| man.render_synopsis_section(w)));
+    let mut legacy = Roff::new();
+    legacy.control("br", []).text([
+        bold("dromaius -cmd"),
+        roman(" "),
+        italic("CMD"),
+        roman(" "),
+        bold("-host"),
+        roman(" "),
+        italic("DOMAIN"),
+        roman(" ["),
+        bold("-config"),
+        roman(" "),
+        italic("PATH"),
+        roman("]"),
+    ]);
+    text.push_str(&roff_text(&legacy));
+    for sub in cli.get_subcommands() {
+        text.push_str(".br\n");
+        text.push_str(&section_body(|w| {
+            Man::new(sub.clone()).render_synopsis_section(w)
+        }));
+    }
+    text
+}
+
 /// The whole page.
 pub fn render() -> String {
     let mut cli = Cli::command().disable_help_subcommand(true);
@@ -106,30 +135,7 @@ pub fn render() -> String {
     page.push_str(&String::from_utf8(whole).expect("roff is UTF-8"));
     page.push_str(".SH NAME\n");
     page.push_str(&section_body(|w| man.render_name_section(w)));
-    page.push_str(".SH SYNOPSIS\n");
-    page.push_str(&section_body(|w| man.render_synopsis_section(w)));
-    let mut legacy = Roff::new();
-    legacy.control("br", []).text([
-        bold("dromaius -cmd"),
-        roman(" "),
-        italic("CMD"),
-        roman(" "),
-        bold("-host"),
-        roman(" "),
-        italic("DOMAIN"),
-        roman(" ["),
-        bold("-config"),
-        roman(" "),
-        italic("PATH"),
-        roman("]"),
-    ]);
-    page.push_str(&roff_text(&legacy));
-    for sub in cli.get_subcommands() {
-        page.push_str(".br\n");
-        page.push_str(&section_body(|w| {
-            Man::new(sub.clone()).render_synopsis_section(w)
-        }));
-    }
+    page.push_str(&synopsis(&man, &cli));
     page.push_str(fragment!("description"));
     page.push_str(".SH OPTIONS\n");
     page.push_str(&section_body(|w| man.render_options_section(w)));
