@@ -104,8 +104,8 @@ pub struct Certificate {
     /// `ssh-keygen -n`; empty means any principal.
     pub principals: Vec<String>,
     fingerprint: String,
-    /// Kept for the tests, which compare it with ssh-keygen's; nothing else reads it.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Only the tests read it (they compare it with ssh-keygen's).
+    #[cfg(test)]
     ca_fingerprint: String,
 }
 
@@ -201,6 +201,7 @@ pub fn parse_certificate(text: &str) -> Result<Certificate, String> {
         serial: cert.serial(),
         principals: cert.valid_principals().to_vec(),
         fingerprint: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
+        #[cfg(test)]
         ca_fingerprint: cert
             .signature_key()
             .fingerprint(HashAlg::Sha256)
