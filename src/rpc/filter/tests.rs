@@ -1,7 +1,10 @@
 //! The filter's tests: a session per case, packets built by hand (the hostile ones
 //! included), judged by what reaches the daemon, what the client gets and what is audited.
 
+use super::errors::not_found;
 use super::*;
+use crate::rpc::remote::{Domain, RemoteError, STRING_MAX, proc};
+use crate::rpc::xdr::{Reader, Writer};
 
 /// Grants over fixed names: `see` may be seen, `act` pairs may be done.
 struct Fake {
