@@ -6,6 +6,8 @@ use super::*;
 use crate::rpc::remote::{Domain, RemoteError, STRING_MAX, proc};
 use crate::rpc::xdr::{Reader, Writer};
 
+mod seeds;
+
 /// Grants over fixed names: `see` may be seen, `act` pairs may be done.
 struct Fake {
     see: Vec<&'static str>,
