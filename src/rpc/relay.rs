@@ -133,6 +133,38 @@ enum Side {
     Daemon,
 }
 
+/// What each side is polled for.
+struct Interest {
+    client_in: PollFlags,
+    daemon: PollFlags,
+    client_out: PollFlags,
+}
+
+/// What poll found ready, among what was asked.
+struct Woken {
+    client_readable: bool,
+    daemon_readable: bool,
+    daemon_writable: bool,
+    client_writable: bool,
+}
+
+/// One relay's state between two polls.
+struct Relay<'a> {
+    from_client: BorrowedFd<'a>,
+    to_client: BorrowedFd<'a>,
+    daemon: &'a mut UnixStream,
+    filter: &'a mut Filter,
+    context: &'a mut dyn Context,
+    scratch: Vec<u8>,
+    from_client_frames: Deframer,
+    from_daemon_frames: Deframer,
+    to_daemon: Queue,
+    to_client_queue: Queue,
+    client_open: bool,
+    daemon_open: bool,
+    next_grants: Instant,
+}
+
 /// Relays between the client (`from_client`, `to_client`) and the daemon's socket through
 /// `filter` until one side closes, the filter ends it, or `context` says stop.
 pub fn relay(
@@ -145,55 +177,105 @@ pub fn relay(
     if let Err(error) = daemon.set_nonblocking(true) {
         return Ending::Failed(format!("the daemon's socket: {error}"));
     }
-    let mut scratch = vec![0u8; CHUNK];
-    let mut from_client_frames = Deframer::new();
-    let mut from_daemon_frames = Deframer::new();
-    let mut to_daemon = Queue::default();
-    let mut to_client_queue = Queue::default();
-    let mut client_open = true;
-    let mut daemon_open = true;
-    let mut next_grants = Instant::now();
+    let mut relay = Relay {
+        from_client,
+        to_client,
+        daemon,
+        filter,
+        context,
+        scratch: vec![0u8; CHUNK],
+        from_client_frames: Deframer::new(),
+        from_daemon_frames: Deframer::new(),
+        to_daemon: Queue::default(),
+        to_client_queue: Queue::default(),
+        client_open: true,
+        daemon_open: true,
+        next_grants: Instant::now(),
+    };
     loop {
-        if context.hung_up() {
-            return Ending::HungUp;
+        if let Err(ending) = relay.turn() {
+            return ending;
         }
-        if Instant::now() >= next_grants {
-            if let Err(why) = context.grants() {
-                return Ending::Revoked(why);
-            }
-            next_grants = Instant::now() + GRANTS_EVERY;
-        }
-        if !client_open {
-            return Ending::ClientClosed;
-        }
-        if !daemon_open && to_client_queue.is_empty() {
-            return Ending::DaemonClosed;
-        }
+    }
+}
 
-        let client_in = if to_daemon.has_room() && daemon_open {
+impl Relay<'_> {
+    /// One turn of the loop: whether to go on, a poll, then each side that woke, in
+    /// order. `Err` is how the relay ends.
+    fn turn(&mut self) -> Result<(), Ending> {
+        if self.context.hung_up() {
+            return Err(Ending::HungUp);
+        }
+        self.refresh_grants()?;
+        if !self.client_open {
+            return Err(Ending::ClientClosed);
+        }
+        if !self.daemon_open && self.to_client_queue.is_empty() {
+            return Err(Ending::DaemonClosed);
+        }
+        let woken = self.wait()?;
+        if woken.client_readable {
+            self.read_client()?;
+        }
+        if woken.daemon_readable {
+            self.read_daemon()?;
+        }
+        if woken.daemon_writable {
+            self.write_daemon()?;
+        }
+        if woken.client_writable {
+            self.write_client()?;
+        }
+        Ok(())
+    }
+
+    /// Asks for the grants when [`GRANTS_EVERY`] has passed since the last time, even
+    /// when nothing moves: grants that cannot be had end the relay.
+    fn refresh_grants(&mut self) -> Result<(), Ending> {
+        if Instant::now() >= self.next_grants {
+            self.context.grants().map_err(Ending::Revoked)?;
+            self.next_grants = Instant::now() + GRANTS_EVERY;
+        }
+        Ok(())
+    }
+
+    /// What to poll each side for: a side is read only while the queue it feeds has room
+    /// (and the daemon is open), written only while its queue holds bytes.
+    fn interest(&self) -> Interest {
+        let client_in = if self.to_daemon.has_room() && self.daemon_open {
             PollFlags::POLLIN
         } else {
             PollFlags::empty()
         };
-        let mut daemon_wants = PollFlags::empty();
-        if daemon_open && to_client_queue.has_room() {
-            daemon_wants |= PollFlags::POLLIN;
+        let mut daemon = PollFlags::empty();
+        if self.daemon_open && self.to_client_queue.has_room() {
+            daemon |= PollFlags::POLLIN;
         }
-        if daemon_open && !to_daemon.is_empty() {
-            daemon_wants |= PollFlags::POLLOUT;
+        if self.daemon_open && !self.to_daemon.is_empty() {
+            daemon |= PollFlags::POLLOUT;
         }
-        let client_out = if to_client_queue.is_empty() {
+        let client_out = if self.to_client_queue.is_empty() {
             PollFlags::empty()
         } else {
             PollFlags::POLLOUT
         };
-        let daemon_fd = daemon.as_fd();
+        Interest {
+            client_in,
+            daemon,
+            client_out,
+        }
+    }
+
+    /// Polls until a side is ready, the grants are due, or [`HANG_UP_EVERY`] passes.
+    fn wait(&self) -> Result<Woken, Ending> {
+        let interest = self.interest();
         let mut fds = [
-            PollFd::new(from_client, client_in),
-            PollFd::new(daemon_fd, daemon_wants),
-            PollFd::new(to_client, client_out),
+            PollFd::new(self.from_client, interest.client_in),
+            PollFd::new(self.daemon.as_fd(), interest.daemon),
+            PollFd::new(self.to_client, interest.client_out),
         ];
-        let wait = next_grants
+        let wait = self
+            .next_grants
             .saturating_duration_since(Instant::now())
             .min(HANG_UP_EVERY);
         match poll(
@@ -201,105 +283,95 @@ pub fn relay(
             PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX),
         ) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(error) => return Ending::Failed(format!("poll: {error}")),
+            Err(error) => return Err(Ending::Failed(format!("poll: {error}"))),
         }
-        let [client_in_fd, daemon_poll, client_out_fd] = &fds;
-        let client_readable = !client_in.is_empty() && woke(client_in_fd, PollFlags::POLLIN);
-        let daemon_readable =
-            daemon_wants.contains(PollFlags::POLLIN) && woke(daemon_poll, PollFlags::POLLIN);
-        let daemon_writable =
-            daemon_wants.contains(PollFlags::POLLOUT) && woke(daemon_poll, PollFlags::POLLOUT);
-        let client_writable = !client_out.is_empty() && woke(client_out_fd, PollFlags::POLLOUT);
+        let [client_in, daemon, client_out] = &fds;
+        Ok(Woken {
+            client_readable: interest.client_in.contains(PollFlags::POLLIN)
+                && woke(client_in, PollFlags::POLLIN),
+            daemon_readable: interest.daemon.contains(PollFlags::POLLIN)
+                && woke(daemon, PollFlags::POLLIN),
+            daemon_writable: interest.daemon.contains(PollFlags::POLLOUT)
+                && woke(daemon, PollFlags::POLLOUT),
+            client_writable: interest.client_out.contains(PollFlags::POLLOUT)
+                && woke(client_out, PollFlags::POLLOUT),
+        })
+    }
 
-        if client_readable {
-            let read =
-                |into: &mut [u8]| nix::unistd::read(from_client, into).map_err(io::Error::from);
-            match read_once(read, &mut scratch) {
-                Ok(Some(n)) => from_client_frames.feed(scratch.get(..n).unwrap_or_default()),
-                Ok(None) | Err(_) => client_open = false,
-            }
-            let packets = from_client_frames.next_packets();
-            if let Err(ending) = decide(
-                packets,
-                Side::Client,
-                filter,
-                context,
-                &mut to_daemon,
-                &mut to_client_queue,
-            ) {
-                return ending;
-            }
+    /// Reads what the client sent (its end closes its side) and judges the whole packets.
+    fn read_client(&mut self) -> Result<(), Ending> {
+        let from_client = self.from_client;
+        let read = |into: &mut [u8]| nix::unistd::read(from_client, into).map_err(io::Error::from);
+        match read_once(read, &mut self.scratch) {
+            Ok(Some(n)) => self
+                .from_client_frames
+                .feed(self.scratch.get(..n).unwrap_or_default()),
+            Ok(None) | Err(_) => self.client_open = false,
         }
-        if daemon_readable {
-            match read_once(|into| daemon.read(into), &mut scratch) {
-                Ok(Some(n)) => from_daemon_frames.feed(scratch.get(..n).unwrap_or_default()),
-                Ok(None) | Err(_) => daemon_open = false,
-            }
-            let packets = from_daemon_frames.next_packets();
-            if let Err(ending) = decide(
-                packets,
-                Side::Daemon,
-                filter,
-                context,
-                &mut to_daemon,
-                &mut to_client_queue,
-            ) {
-                return ending;
-            }
+        let packets = self.from_client_frames.next_packets();
+        self.decide(packets, Side::Client)
+    }
+
+    /// Reads what the daemon sent (its end closes its side) and judges the whole packets.
+    fn read_daemon(&mut self) -> Result<(), Ending> {
+        let daemon = &mut *self.daemon;
+        match read_once(|into| daemon.read(into), &mut self.scratch) {
+            Ok(Some(n)) => self
+                .from_daemon_frames
+                .feed(self.scratch.get(..n).unwrap_or_default()),
+            Ok(None) | Err(_) => self.daemon_open = false,
         }
-        if daemon_writable {
-            if let Err(error) = to_daemon.drain(BUFFER, |from| daemon.write(from)) {
-                return Ending::Failed(format!("writing to the daemon: {error}"));
-            }
+        let packets = self.from_daemon_frames.next_packets();
+        self.decide(packets, Side::Daemon)
+    }
+
+    /// Writes once to the daemon what is queued for it.
+    fn write_daemon(&mut self) -> Result<(), Ending> {
+        let daemon = &mut *self.daemon;
+        self.to_daemon
+            .drain(BUFFER, |from| daemon.write(from))
+            .map_err(|error| Ending::Failed(format!("writing to the daemon: {error}")))
+    }
+
+    /// Writes once to the client what is queued for it; failing, the client is gone.
+    fn write_client(&mut self) -> Result<(), Ending> {
+        let to_client = self.to_client;
+        let write = |from: &[u8]| nix::unistd::write(to_client, from).map_err(io::Error::from);
+        self.to_client_queue
+            .drain(PIPE_BUF, write)
+            .map_err(|_| Ending::ClientClosed)
+    }
+
+    /// Judges the whole packets that arrived from one side and queues what the filter says.
+    fn decide(&mut self, packets: Result<Vec<Vec<u8>>, End>, side: Side) -> Result<(), Ending> {
+        let packets = packets.map_err(Ending::Refused)?;
+        if packets.is_empty() {
+            return Ok(());
         }
-        if client_writable
-            && to_client_queue
-                .drain(PIPE_BUF, |from| {
-                    nix::unistd::write(to_client, from).map_err(io::Error::from)
-                })
-                .is_err()
+        let mut audits = Vec::new();
         {
-            return Ending::ClientClosed;
-        }
-    }
-}
-
-/// Judges the whole packets that arrived from one side and queues what the filter says.
-fn decide(
-    packets: Result<Vec<Vec<u8>>, End>,
-    side: Side,
-    filter: &mut Filter,
-    context: &mut dyn Context,
-    to_daemon: &mut Queue,
-    to_client: &mut Queue,
-) -> Result<(), Ending> {
-    let packets = packets.map_err(Ending::Refused)?;
-    if packets.is_empty() {
-        return Ok(());
-    }
-    let mut audits = Vec::new();
-    {
-        let grants = context.grants().map_err(Ending::Revoked)?;
-        let now = Instant::now();
-        for packet in packets {
-            let outs = match side {
-                Side::Client => filter.from_client(packet, grants, now),
-                Side::Daemon => filter.from_daemon(packet, grants, now),
-            }
-            .map_err(Ending::Refused)?;
-            for out in outs {
-                match out {
-                    Out::ToDaemon(bytes) => to_daemon.push(&bytes),
-                    Out::ToClient(bytes) => to_client.push(&bytes),
-                    Out::Audit(call) => audits.push(call),
+            let grants = self.context.grants().map_err(Ending::Revoked)?;
+            let now = Instant::now();
+            for packet in packets {
+                let outs = match side {
+                    Side::Client => self.filter.from_client(packet, grants, now),
+                    Side::Daemon => self.filter.from_daemon(packet, grants, now),
+                }
+                .map_err(Ending::Refused)?;
+                for out in outs {
+                    match out {
+                        Out::ToDaemon(bytes) => self.to_daemon.push(&bytes),
+                        Out::ToClient(bytes) => self.to_client_queue.push(&bytes),
+                        Out::Audit(call) => audits.push(call),
+                    }
                 }
             }
         }
+        for call in &audits {
+            self.context.audit(call);
+        }
+        Ok(())
     }
-    for call in &audits {
-        context.audit(call);
-    }
-    Ok(())
 }
 
 impl Deframer {
