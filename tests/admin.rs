@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Rig, SshKey, dromaius_bin, unique, write_file};
+use common::{Rig, SshKey, code, dromaius_bin, stderr, stdout, unique, write_file};
 
 /// Runs the binary directly (as the admin at a root shell), with a clean environment.
 fn dromaius(args: &[&str], stdin: &[u8]) -> Output {
@@ -29,18 +29,6 @@ fn dromaius(args: &[&str], stdin: &[u8]) -> Output {
     input.write_all(stdin).unwrap();
     drop(input);
     child.wait_with_output().expect("wait for dromaius")
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn path_str(path: &Path) -> &str {
