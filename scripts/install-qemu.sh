@@ -37,8 +37,12 @@ installed_version() {
 
 utils_before=$(installed_version qemu-utils)
 
-if qemu_ok && [[ -n $(installed_version qemu-system-x86) ]]; then
-  log "already installed: $(qemu-system-x86_64 --version | head -n1)"
+# SPICE displays (tests/graphics.rs) need QEMU's spice module, of the same version.
+PACKAGES=(qemu-system-x86 qemu-system-modules-spice)
+
+if qemu_ok && [[ -n $(installed_version qemu-system-x86) ]] \
+  && [[ -n $(installed_version qemu-system-modules-spice) ]]; then
+  log "already installed: $(qemu-system-x86_64 --version | head -n1), with SPICE"
   exit 0
 fi
 
@@ -76,20 +80,22 @@ fi
 
 # 3. Install from backports. Simulate first: refuse anything that would remove packages
 #    (in particular qemu-utils).
-log "simulating: apt-get install -t $BPO --no-install-recommends qemu-system-x86"
-sim=$(apt-get install -s -y -t "$BPO" --no-install-recommends qemu-system-x86) \
+log "simulating: apt-get install -t $BPO --no-install-recommends ${PACKAGES[*]}"
+sim=$(apt-get install -s -y -t "$BPO" --no-install-recommends "${PACKAGES[@]}") \
   || die "apt-get simulation failed:"$'\n'"$sim"
 if grep -q '^Remv ' <<<"$sim"; then
   grep '^Remv ' <<<"$sim" >&2
   die "installing qemu-system-x86 from $BPO would remove the packages above; refusing"
 fi
 
-log "installing qemu-system-x86 from $BPO"
-apt-get install -y -q -t "$BPO" --no-install-recommends qemu-system-x86 >&2 \
-  || die "apt-get install -t $BPO qemu-system-x86 failed"
+log "installing ${PACKAGES[*]} from $BPO"
+apt-get install -y -q -t "$BPO" --no-install-recommends "${PACKAGES[@]}" >&2 \
+  || die "apt-get install -t $BPO ${PACKAGES[*]} failed"
 
 # 4. Verify.
 qemu_ok || die "qemu-system-x86_64 still not runnable after install"
+[[ -n $(installed_version qemu-system-modules-spice) ]] \
+  || die "qemu-system-modules-spice is still missing after install"
 if [[ -n $utils_before ]]; then
   utils_after=$(installed_version qemu-utils)
   [[ -n $utils_after ]] || die "qemu-utils ($utils_before) was removed"

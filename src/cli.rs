@@ -15,6 +15,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::action::{Action, ActionSet};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dromaius",
@@ -23,10 +25,10 @@ use clap::{Parser, Subcommand};
     long_about = "An SSH forced command that gives each key power over its own libvirt domains \
         only.\n\nWithout a subcommand it is the gateway: the request comes from \
         SSH_ORIGINAL_COMMAND, or lines are read from stdin (a prompt on a terminal).",
-    after_long_help = AFTER_LONG_HELP
+    after_long_help = after_long_help()
 )]
 pub struct Cli {
-    /// The config file [default: /etc/dromaius/dromaius.json; with -cmd/-host: ./dromaius.json]
+    /// The config file [default: /etc/dromaius/dromaius.json; for the gateway with -cmd/-host: ./dromaius.json]
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
 
@@ -131,24 +133,54 @@ pub fn invocation(cli: Cli) -> Result<Invocation, ArgsError> {
     }))
 }
 
-/// The end of `--help`: how the gateway is deployed and what its exit statuses mean.
-pub const AFTER_LONG_HELP: &str = "\
+/// The end of `--help`: how the gateway is deployed, what a user may send (from
+/// [`Action`], the one list of commands, which `help` and the man page also use) and what
+/// the exit statuses mean.
+pub fn after_long_help() -> String {
+    let width = Action::ALL
+        .iter()
+        .map(|action| action.name().len())
+        .max()
+        .unwrap_or(0)
+        + " DOMAIN  ".len();
+    let rows = |original: bool| -> String {
+        Action::ALL
+            .iter()
+            .filter(|action| ActionSet::DEFAULT.contains(**action) == original)
+            .map(|action| {
+                let usage = format!("{} DOMAIN", action.name());
+                format!("  {usage:<width$}{}\n", action.summary())
+            })
+            .collect()
+    };
+    format!(
+        "\
 Gateway, as an authorized_keys forced command (`dromaius keyline` prints such a line):
   command=\"/usr/bin/dromaius --key alice\",restrict,pty ssh-ed25519 AAAA... alice@laptop
-The user then sends one request (ssh dromaius@host start web1) or a session of them, one per
-line: start, shutdown, reboot, reset, destroy, console, status DOMAIN; list; help; exit.
+The user sends one request (ssh dromaius@host start web1) or a session of them, one per line.
+What a grant may allow; a grant without \"commands\" allows the first seven:
+{}Only when a grant names them:
+{}Always, and only over what is granted: list, help, exit, quit.
 
 go-dromaius lines keep working: dromaius -cmd CMD -host DOMAIN [-config PATH]
 
-Exit status of the gateway: 0 done; 1 virsh ran and failed; 2 request not understood;
-69 virsh or libvirt unreachable; 77 not allowed; 78 config missing or invalid;
-124 timed out; 130 interrupted.
-check: 0 valid (warnings allowed), 1 problems in --authorized-keys or --principals,
-69 with --live: a hypervisor could not be reached, 78 config invalid.
+Exit status of the gateway: 0 done; 1 virsh ran and failed (also: a domain two hypervisors
+define and neither runs, a command the channel cannot carry); 2 request not understood;
+69 virsh or libvirt unreachable; 77 not allowed (also: an attached console or display whose
+access was revoked); 78 config missing or invalid; 124 timed out; 130 interrupted.
+check: 0 valid (warnings allowed), 1 problems in --authorized-keys or --principals (or the
+file cannot be read), or --live without the --user account; 69 with --live: a hypervisor
+did not answer both ways; 78 config invalid.
 explain: 0 allowed, 77 denied, 2 request not understood, 78 config invalid.
-keyline: 0 line printed, 1 input refused.
+keyline: 0 line printed, 1 input or name refused.
+Every subcommand: 2 when its command line is not understood (a value starting with -, such
+as --key -alice, is read as an option: write --key=-alice).
 
-See dromaius(1) for the config format.";
+See dromaius(1) for the config format, /usr/share/doc/dromaius/README.md for the guide.",
+        rows(true),
+        rows(false)
+    )
+}
 
 /// Commands for the administrator at a root shell; never reachable through SSH_ORIGINAL_COMMAND.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

@@ -16,6 +16,7 @@ use crate::system::process::{self, SystemClock};
 use crate::system::prompt::Prompt;
 use crate::system::syslog::{self, Syslog};
 use crate::system::{admin, files, virsh::Virsh};
+use crate::tunnel::{self, Tunnel};
 
 /// The whole program: what the command line asks for, carried out; its exit status.
 pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
@@ -36,11 +37,10 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
 fn run_gateway(args: GatewayArgs) -> Status {
     process::install_signal_handlers();
     let (who, unread_identity) = who(&args);
-    let one_request = args
-        .command
-        .clone()
-        .map(String::into_bytes)
-        .or_else(original_command);
+    let original = original_command();
+    // A standard client's fixed command (a viewer's tunnel) is not a request of the grammar.
+    let tunnel = original.as_deref().and_then(tunnel::recognise);
+    let one_request = args.command.clone().map(String::into_bytes).or(original);
     let user = Terminal::new(one_request.is_some());
     let source = ConfigFile::new(&args.config, &who.key);
     let config = match source.load() {
@@ -66,6 +66,9 @@ fn run_gateway(args: GatewayArgs) -> Status {
         clock: &SystemClock,
     };
     let gateway = Gateway::new(who, effects, config, one_request.is_some());
+    if let Some(Tunnel::Viewer { endpoint, .. }) = &tunnel {
+        return gateway.tunnel(endpoint);
+    }
     let mut lines: Box<dyn LineSource + '_> = match one_request {
         Some(line) => Box::new(OneLine::new(line)),
         None if user.channel().stdin_is_terminal => {

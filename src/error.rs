@@ -139,6 +139,8 @@ pub enum Error {
     },
     /// The client hung up while the display was relayed (130).
     DisplayInterrupted,
+    /// The display reached named another desktop than the domain's (1): its name.
+    WrongDisplay { domain: String, named: String },
     /// An attachment was ended because access to it ended (77).
     Revoked {
         why: Revocation,
@@ -165,7 +167,8 @@ impl Error {
             | Error::Unfit { .. }
             | Error::RemoteDisplay { .. }
             | Error::NoDisplay { .. }
-            | Error::DisplayUnreachable { .. } => Status::Failed,
+            | Error::DisplayUnreachable { .. }
+            | Error::WrongDisplay { .. } => Status::Failed,
             Error::Several(errors) => errors.last().map_or(Status::Failed, Error::status),
         }
     }
@@ -224,21 +227,7 @@ impl fmt::Display for Error {
                 action,
                 defined,
                 active,
-            } => {
-                let running = if active.is_empty() {
-                    "active on none of them".to_owned()
-                } else {
-                    format!("active on {}", labels(active))
-                };
-                write!(
-                    f,
-                    "\"{}\" is defined on {} and {running}: refusing to {} it (a domain must \
-                     be defined on one hypervisor, or active on exactly one)",
-                    escape(domain),
-                    labels(defined),
-                    action.name()
-                )
-            }
+            } => ambiguous_words(f, domain, *action, defined, active),
             Error::StartUnsafe { domain, why } => write!(
                 f,
                 "start {} refused: the domain may be running where it could not be looked \
@@ -270,6 +259,13 @@ impl fmt::Display for Error {
                 escape(endpoint)
             ),
             Error::DisplayInterrupted => f.write_str("display interrupted"),
+            Error::WrongDisplay { domain, named } => write!(
+                f,
+                "display {}: the display reached names itself {}, not this domain's; closed \
+                 (another display took its place: try again)",
+                escape(domain),
+                escape(named)
+            ),
             Error::Revoked {
                 why,
                 attachment,
@@ -289,6 +285,29 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Why a domain defined on several hypervisors is not acted on.
+fn ambiguous_words(
+    f: &mut fmt::Formatter<'_>,
+    domain: &str,
+    action: Action,
+    defined: &[String],
+    active: &[String],
+) -> fmt::Result {
+    let running = if active.is_empty() {
+        "active on none of them".to_owned()
+    } else {
+        format!("active on {}", labels(active))
+    };
+    write!(
+        f,
+        "\"{}\" is defined on {} and {running}: refusing to {} it (a domain must be defined \
+         on one hypervisor, or active on exactly one)",
+        escape(domain),
+        labels(defined),
+        action.name()
+    )
+}
 
 /// Hypervisor names, escaped, as a list in a sentence.
 fn labels(names: &[String]) -> String {
@@ -362,7 +381,8 @@ fn unfit_words(
         Needs::RawChannel if at_prompt => write!(
             f,
             "{} is a request of its own: ssh -T dromaius@HOST {} {shown}, started by a viewer's \
-             helper (see /usr/share/doc/dromaius/USAGE.md), not at the prompt",
+             helper (see USAGE.md, which your administrator has as \
+             /usr/share/doc/dromaius/USAGE.md), not at the prompt",
             action.name(),
             action.name()
         ),

@@ -1,11 +1,14 @@
 //! Where a domain's graphical console is, from what `virsh domdisplay` says, and whether
 //! dromaius relays it.
 //!
-//! The rules: only VNC; only an endpoint on this host (the hypervisor's URI is local, see
-//! `config::Hypervisor::is_local`: a remote hypervisor's `127.0.0.1` is that machine's,
-//! not ours); only an IP address or a unix socket path, never a host name to resolve; and
-//! never an endpoint that carries a password (dromaius asks read-only, so libvirt cannot
-//! give it one; one that arrives anyway is refused, not relayed or shown).
+//! The rules: VNC or SPICE; only an endpoint on this host (the hypervisor's URI is local,
+//! see `config::Hypervisor::is_local`: a remote hypervisor's `127.0.0.1` is that machine's,
+//! not ours); only an IP address or a unix socket path, never a host name to resolve; a
+//! SPICE display only on its plain port (its TLS port is refused: the relay carries bytes,
+//! and a viewer that must be given the CA and host subject of QEMU's certificate is not
+//! one a relay can serve honestly); and never an endpoint that carries a password
+//! (dromaius asks read-only, so libvirt cannot give it one; one that arrives anyway is
+//! refused, not relayed or shown).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,11 +17,35 @@ use std::path::PathBuf;
 /// The first TCP port of VNC displays: `vnc://HOST:N` is port 5900 + N.
 const VNC_BASE_PORT: i64 = 5900;
 
-/// Where to connect for a domain's VNC console.
+/// Where to connect for a domain's graphical console.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Tcp(SocketAddr),
     Unix(PathBuf),
+}
+
+/// Which protocol a display speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Vnc,
+    Spice,
+}
+
+impl Protocol {
+    /// As virsh's `domdisplay --type` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Vnc => "vnc",
+            Protocol::Spice => "spice",
+        }
+    }
+}
+
+/// A domain's graphical console: its protocol and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Display {
+    pub protocol: Protocol,
+    pub endpoint: Endpoint,
 }
 
 impl fmt::Display for Endpoint {
@@ -41,6 +68,8 @@ pub enum Ending {
     HungUp,
     /// The config no longer allows it: why.
     Revoked(crate::error::Revocation),
+    /// The display reached named another desktop (this one) than the domain's.
+    WrongDisplay(String),
 }
 
 impl Ending {
@@ -51,6 +80,7 @@ impl Ending {
             Ending::DisplayClosed => "display closed",
             Ending::HungUp => "hung up",
             Ending::Revoked(_) => "revoked while attached",
+            Ending::WrongDisplay(_) => "wrong display",
         }
     }
 }
@@ -76,11 +106,44 @@ pub fn why_not(error: &std::io::Error) -> String {
     }
 }
 
+/// Whether a viewer that asked for `host` and `port` (as virt-manager and virt-viewer
+/// write them: an IP literal, or `localhost` for a display listening on every address)
+/// asked for `display`'s TCP endpoint: the same port on the same address, `localhost` and
+/// the loopback addresses being one.
+pub fn names_tcp(display: &Display, host: &str, port: u16) -> bool {
+    let Endpoint::Tcp(address) = display.endpoint else {
+        return false;
+    };
+    let asked = match host {
+        "localhost" => None,
+        literal => match literal
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            Ok(ip) => Some(ip),
+            Err(_) => return false,
+        },
+    };
+    let same_host = match asked {
+        Some(ip) => ip == address.ip() || ip.is_loopback() && address.ip().is_loopback(),
+        None => address.ip().is_loopback() || address.ip().is_unspecified(),
+    };
+    address.port() == port && same_host
+}
+
+/// Whether a viewer that asked for the unix socket `path` asked for `display`'s.
+pub fn names_socket(display: &Display, path: &std::path::Path) -> bool {
+    matches!(&display.endpoint, Endpoint::Unix(socket) if socket == path)
+}
+
 /// Why `domdisplay`'s answer is not relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRelayed {
-    /// Not a VNC display (SPICE, RDP, ...): the scheme it has.
-    NotVnc(String),
+    /// Neither VNC nor SPICE (RDP, D-Bus, ...): the scheme it has.
+    Unsupported(String),
+    /// A SPICE display with a TLS port only.
+    TlsOnly,
     /// A host name, which dromaius does not resolve.
     HostName(String),
     /// It carries credentials.
@@ -92,9 +155,13 @@ pub enum NotRelayed {
 impl fmt::Display for NotRelayed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NotRelayed::NotVnc(scheme) => {
-                write!(f, "its display is {scheme}; only VNC is relayed")
+            NotRelayed::Unsupported(scheme) => {
+                write!(f, "its display is {scheme}; only VNC and SPICE are relayed")
             }
+            NotRelayed::TlsOnly => write!(
+                f,
+                "its SPICE display listens only on a TLS port; only a plain port is relayed"
+            ),
             NotRelayed::HostName(host) => write!(
                 f,
                 "its display listens on the host name {host}; only an address or a unix \
@@ -106,29 +173,23 @@ impl fmt::Display for NotRelayed {
     }
 }
 
-/// Reads `virsh domdisplay --type vnc` output: `vnc://ADDRESS:DISPLAY` (IPv6 in brackets)
-/// or `vnc+unix:///PATH`.
-pub fn endpoint(domdisplay: &str) -> Result<Endpoint, NotRelayed> {
+/// Reads `virsh domdisplay` output: `vnc://ADDRESS:DISPLAY` (IPv6 in brackets),
+/// `vnc+unix:///PATH`, `spice://ADDRESS:PORT[?tls-port=PORT]`, `spice+unix:///PATH`.
+pub fn display(domdisplay: &str) -> Result<Display, NotRelayed> {
     let uri = domdisplay.trim();
     if uri.is_empty() || uri.contains(char::is_whitespace) || uri.contains('\0') {
         return Err(NotRelayed::Malformed);
     }
     let (scheme, rest) = uri.split_once("://").ok_or(NotRelayed::Malformed)?;
-    match scheme {
-        "vnc+unix" => {
-            // `vnc+unix://:PASSWORD@/path` is how virsh gives a socket's password.
-            if rest.contains('@') {
-                return Err(NotRelayed::Credentials);
-            }
-            if !rest.starts_with('/') || rest.contains(['?', '#']) {
-                return Err(NotRelayed::Malformed);
-            }
-            Ok(Endpoint::Unix(PathBuf::from(rest)))
-        }
+    // `vnc://:PASSWORD@host` and `vnc+unix://:PASSWORD@/path` are how virsh gives a password.
+    let known = matches!(scheme, "vnc" | "vnc+unix" | "spice" | "spice+unix");
+    if known && rest.contains('@') {
+        return Err(NotRelayed::Credentials);
+    }
+    let (protocol, endpoint) = match scheme {
+        "vnc+unix" => (Protocol::Vnc, socket(rest)?),
+        "spice+unix" => (Protocol::Spice, socket(rest)?),
         "vnc" => {
-            if rest.contains('@') {
-                return Err(NotRelayed::Credentials);
-            }
             let (host, display) = rest.rsplit_once(':').ok_or(NotRelayed::Malformed)?;
             let display: i64 = display
                 .parse()
@@ -139,17 +200,73 @@ pub fn endpoint(domdisplay: &str) -> Result<Endpoint, NotRelayed> {
                 .ok()
                 .filter(|port| *port != 0)
                 .ok_or(NotRelayed::Malformed)?;
-            Ok(Endpoint::Tcp(SocketAddr::new(address(host)?, port)))
+            (
+                Protocol::Vnc,
+                Endpoint::Tcp(SocketAddr::new(address(host)?, port)),
+            )
         }
+        "spice" => (Protocol::Spice, spice_tcp(rest)?),
         other
             if other
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'+') =>
         {
-            Err(NotRelayed::NotVnc(other.to_owned()))
+            return Err(NotRelayed::Unsupported(other.to_owned()));
         }
-        _ => Err(NotRelayed::Malformed),
+        _ => return Err(NotRelayed::Malformed),
+    };
+    Ok(Display { protocol, endpoint })
+}
+
+/// `/PATH` of a `+unix` display.
+fn socket(rest: &str) -> Result<Endpoint, NotRelayed> {
+    if !rest.starts_with('/') || rest.contains(['?', '#']) {
+        return Err(NotRelayed::Malformed);
     }
+    Ok(Endpoint::Unix(PathBuf::from(rest)))
+}
+
+/// `ADDRESS:PORT`, `ADDRESS:PORT?tls-port=PORT` or `ADDRESS?tls-port=PORT` of a SPICE
+/// display: its plain port, which a TLS-only display has none of.
+fn spice_tcp(rest: &str) -> Result<Endpoint, NotRelayed> {
+    let (authority, query) = match rest.split_once('?') {
+        Some((authority, query)) => (authority, Some(query)),
+        None => (rest, None),
+    };
+    if let Some(query) = query {
+        let tls = query
+            .strip_prefix("tls-port=")
+            .ok_or(NotRelayed::Malformed)?;
+        if tls.is_empty() || !tls.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NotRelayed::Malformed);
+        }
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').ok_or(NotRelayed::Malformed)?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => return Err(NotRelayed::Malformed),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let Some(port) = port else {
+        return match query {
+            Some(_) => Err(NotRelayed::TlsOnly),
+            None => Err(NotRelayed::Malformed),
+        };
+    };
+    let port = Some(port)
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+        .ok_or(NotRelayed::Malformed)?;
+    Ok(Endpoint::Tcp(SocketAddr::new(address(host)?, port)))
 }
 
 /// An address as libvirt prints it. `localhost` is what virsh prints for a display that
@@ -179,8 +296,32 @@ fn address(host: &str) -> Result<IpAddr, NotRelayed> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_protocol_is_the_schemes() {
+        assert_eq!(
+            display("vnc://127.0.0.1:0").map(|d| d.protocol),
+            Ok(Protocol::Vnc)
+        );
+        assert_eq!(
+            display("vnc+unix:///s").map(|d| d.protocol),
+            Ok(Protocol::Vnc)
+        );
+        assert_eq!(
+            display("spice://127.0.0.1:5900").map(|d| d.protocol),
+            Ok(Protocol::Spice)
+        );
+        assert_eq!(
+            display("spice+unix:///s").map(|d| d.protocol),
+            Ok(Protocol::Spice)
+        );
+    }
+
     fn tcp(address: &str) -> Result<Endpoint, NotRelayed> {
         Ok(Endpoint::Tcp(address.parse().expect("a socket address")))
+    }
+
+    fn endpoint(answer: &str) -> Result<Endpoint, NotRelayed> {
+        display(answer).map(|d| d.endpoint)
     }
 
     #[test]
@@ -211,13 +352,42 @@ mod tests {
                 "vnc://vm-host.example:0",
                 Err(NotRelayed::HostName("vm-host.example".into())),
             ),
+            ("spice://127.0.0.1:5901", tcp("127.0.0.1:5901")),
             (
-                "spice://127.0.0.1:5901",
-                Err(NotRelayed::NotVnc("spice".into())),
+                "spice://127.0.0.1:5900?tls-port=5901",
+                tcp("127.0.0.1:5900"),
+            ),
+            ("spice://127.0.0.1?tls-port=5901", Err(NotRelayed::TlsOnly)),
+            ("spice://[::1]:5930", tcp("[::1]:5930")),
+            ("spice://[::1]?tls-port=5931", Err(NotRelayed::TlsOnly)),
+            ("spice://localhost:5930", tcp("127.0.0.1:5930")),
+            (
+                "spice+unix:///var/lib/libvirt/qemu/domain-2-sp/spice.sock",
+                Ok(Endpoint::Unix(
+                    "/var/lib/libvirt/qemu/domain-2-sp/spice.sock".into(),
+                )),
             ),
             (
+                "spice://:secret@127.0.0.1:5900",
+                Err(NotRelayed::Credentials),
+            ),
+            ("spice://127.0.0.1:0", Err(NotRelayed::Malformed)),
+            ("spice://127.0.0.1:65536", Err(NotRelayed::Malformed)),
+            ("spice://127.0.0.1:+1", Err(NotRelayed::Malformed)),
+            (
+                "spice://127.0.0.1:5900?password=x",
+                Err(NotRelayed::Malformed),
+            ),
+            (
+                "spice://127.0.0.1:5900?tls-port=",
+                Err(NotRelayed::Malformed),
+            ),
+            ("spice://127.0.0.1", Err(NotRelayed::Malformed)),
+            ("spice://[::1", Err(NotRelayed::Malformed)),
+            ("spice+unix://relative", Err(NotRelayed::Malformed)),
+            (
                 "rdp://127.0.0.1:3389",
-                Err(NotRelayed::NotVnc("rdp".into())),
+                Err(NotRelayed::Unsupported("rdp".into())),
             ),
             ("", Err(NotRelayed::Malformed)),
             ("\n", Err(NotRelayed::Malformed)),
@@ -242,6 +412,47 @@ mod tests {
         for (answer, expected) in cases {
             assert_eq!(&endpoint(answer), expected, "{answer:?}");
         }
+    }
+
+    #[test]
+    fn a_viewer_names_a_display_by_its_port_and_loopback() {
+        let vnc = display("vnc://127.0.0.1:1").expect("vnc");
+        let spice6 = display("spice://[::1]:5930").expect("spice");
+        let socket = display("spice+unix:///run/x/spice.sock").expect("socket");
+        let rows: &[(&Display, &str, u16, bool)] = &[
+            (&vnc, "127.0.0.1", 5901, true),
+            (&vnc, "localhost", 5901, true),
+            (&vnc, "::1", 5901, true),
+            (&vnc, "127.0.0.1", 5900, false),
+            (&vnc, "192.0.2.7", 5901, false),
+            (&vnc, "vm-host", 5901, false),
+            (&spice6, "::1", 5930, true),
+            (&spice6, "[::1]", 5930, true),
+            (&spice6, "127.0.0.1", 5930, true),
+            (&spice6, "::1", 5931, false),
+            (&socket, "127.0.0.1", 5930, false),
+        ];
+        for (shown, host, port, named) in rows {
+            assert_eq!(
+                names_tcp(shown, host, *port),
+                *named,
+                "{shown:?} {host}:{port}"
+            );
+        }
+        assert!(names_socket(
+            &socket,
+            std::path::Path::new("/run/x/spice.sock")
+        ));
+        assert!(!names_socket(
+            &socket,
+            std::path::Path::new("/run/x/vnc.sock")
+        ));
+        assert!(!names_socket(
+            &vnc,
+            std::path::Path::new("/run/x/spice.sock")
+        ));
+        let wildcard = display("vnc://0.0.0.0:2").expect("vnc");
+        assert!(names_tcp(&wildcard, "localhost", 5902));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::action::Action;
 use crate::config::{Config, Hypervisor, HypervisorId};
 use crate::error::Revocation;
+use crate::graphics::Protocol;
 
 /// A libvirt domain UUID in the canonical form virsh prints: 8-4-4-4-12 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -124,13 +125,15 @@ pub trait Libvirt: Sync {
         out: &mut dyn Write,
     ) -> Result<u64, Fault>;
 
-    /// Where the domain's VNC display is, as libvirt says it (read-only: never with a
-    /// password), for `graphics::endpoint` to read.
+    /// Where the domain's graphical display of `protocol` is (its first one when `None`),
+    /// as libvirt says it (read-only: never with a password), for `graphics::display` to
+    /// read.
     fn display(
         &self,
         at: &Hypervisor,
         target: &Target<'_>,
         deadline: Instant,
+        protocol: Option<Protocol>,
     ) -> Result<String, Fault>;
 }
 

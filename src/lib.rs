@@ -32,6 +32,7 @@ pub mod policy;
 pub mod render;
 pub mod report;
 pub mod request;
+pub mod rfb;
 pub mod session;
 pub mod sshkey;
 pub mod system;

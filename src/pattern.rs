@@ -325,91 +325,95 @@ fn bracket(chars: &Chars<'_>, open: usize, found: &mut dyn FnMut(Event)) -> Resu
         let Some(c) = chars.get(at) else {
             return Err(unclosed);
         };
-        let refused = |why| Err(Refused { at: at + 1, why });
         // A `]` first in the set is a member, not its end.
         if c == ']' && !first {
             return Ok(at + 1);
         }
         first = false;
-        let (member, next) = match (c, chars.get(at + 1)) {
-            ('[', Some(':')) => {
-                let name_start = at + 2;
-                let mut name = String::new();
-                let mut end = name_start;
-                loop {
-                    match (chars.get(end), chars.get(end + 1)) {
-                        (Some(':'), Some(']')) => break,
-                        (Some(c), _) if name.len() < 16 => name.push(c),
-                        _ => return refused("`[:` opens a class that no `:]` closes"),
-                    }
-                    end += 1;
-                }
-                match Class::named(&name) {
-                    Some(class) => (Member::Class(class), end + 2),
-                    None => {
-                        return refused(
-                            "unknown character class: bash knows alnum, alpha, ascii, blank, \
-                             cntrl, digit, graph, lower, print, punct, space, upper, word and \
-                             xdigit",
-                        );
-                    }
-                }
-            }
-            ('[', Some('=' | '.')) => {
-                return refused(
-                    "equivalence classes `[=x=]` and collating symbols `[.x.]` depend on the \
-                     locale; list the characters instead",
-                );
-            }
-            ('\\', Some(escaped)) => (Member::Char(escaped), at + 2),
-            ('\\', None) => return Err(unclosed),
-            _ => (Member::Char(c), at + 1),
-        };
+        let (member, next) = member(chars, at, &unclosed)?;
         at = next;
         // `X-Y` is a range unless the `-` is last in the set.
-        let low = match member {
+        match member {
             Member::Char(low) if chars.get(at) == Some('-') && chars.get(at + 1) != Some(']') => {
-                low
+                let (range, next) = range(chars, low, at, &unclosed)?;
+                found(Event::Member(range));
+                at = next;
             }
-            other => {
-                found(Event::Member(other));
-                continue;
-            }
-        };
-        let (high, next) = match (chars.get(at + 1), chars.get(at + 2)) {
-            (Some('\\'), Some(escaped)) => (escaped, at + 3),
-            (Some('['), Some(':' | '=' | '.')) => {
-                return Err(Refused {
-                    at: at + 2,
-                    why: "a range must end in a character, not a class",
-                });
-            }
-            (Some(high), _) => (high, at + 2),
-            (None, _) => return Err(unclosed),
-        };
-        if !low.is_ascii() || !high.is_ascii() {
-            return Err(Refused {
-                at: at + 1,
-                why: "a range between characters beyond ASCII depends on the locale; list \
-                      the characters instead",
-            });
-        }
-        if high < low {
-            return Err(Refused {
-                at: at + 1,
-                why: "this range is reversed: it would match nothing",
-            });
-        }
-        found(Event::Member(Member::Range(low, high)));
-        at = next;
-        if chars.get(at) == Some('-') && chars.get(at + 1) != Some(']') {
-            return Err(Refused {
-                at: at + 1,
-                why: "a `-` right after a range is read differently by different shells; \
-                      put a literal `-` first or last in the set",
-            });
+            other => found(Event::Member(other)),
         }
     }
+}
+
+/// One member of a set at `at` (a character, an escaped one, or a `[:class:]`), and where
+/// reading goes on.
+fn member(chars: &Chars<'_>, at: usize, unclosed: &Refused) -> Result<(Member, usize), Refused> {
+    let refused = |why| Err(Refused { at: at + 1, why });
+    let c = chars.get(at).ok_or_else(|| unclosed.clone())?;
+    match (c, chars.get(at + 1)) {
+        ('[', Some(':')) => {
+            let name_start = at + 2;
+            let mut name = String::new();
+            let mut end = name_start;
+            loop {
+                match (chars.get(end), chars.get(end + 1)) {
+                    (Some(':'), Some(']')) => break,
+                    (Some(c), _) if name.len() < 16 => name.push(c),
+                    _ => return refused("`[:` opens a class that no `:]` closes"),
+                }
+                end += 1;
+            }
+            match Class::named(&name) {
+                Some(class) => Ok((Member::Class(class), end + 2)),
+                None => refused(
+                    "unknown character class: bash knows alnum, alpha, ascii, blank, cntrl, \
+                     digit, graph, lower, print, punct, space, upper, word and xdigit",
+                ),
+            }
+        }
+        ('[', Some('=' | '.')) => refused(
+            "equivalence classes `[=x=]` and collating symbols `[.x.]` depend on the locale; \
+             list the characters instead",
+        ),
+        ('\\', Some(escaped)) => Ok((Member::Char(escaped), at + 2)),
+        ('\\', None) => Err(unclosed.clone()),
+        _ => Ok((Member::Char(c), at + 1)),
+    }
+}
+
+/// The range from `low` whose `-` is at `dash`, and where reading goes on.
+fn range(
+    chars: &Chars<'_>,
+    low: char,
+    dash: usize,
+    unclosed: &Refused,
+) -> Result<(Member, usize), Refused> {
+    let refused = |at: usize, why| Err(Refused { at, why });
+    let (high, next) = match (chars.get(dash + 1), chars.get(dash + 2)) {
+        (Some('\\'), Some(escaped)) => (escaped, dash + 3),
+        (Some('['), Some(':' | '=' | '.')) => {
+            return refused(dash + 2, "a range must end in a character, not a class");
+        }
+        (Some(high), _) => (high, dash + 2),
+        (None, _) => return Err(unclosed.clone()),
+    };
+    if !low.is_ascii() || !high.is_ascii() {
+        return refused(
+            dash + 1,
+            "a range between characters beyond ASCII depends on the locale; list the \
+             characters instead",
+        );
+    }
+    if high < low {
+        return refused(dash + 1, "this range is reversed: it would match nothing");
+    }
+    if chars.get(next) == Some('-') && chars.get(next + 1) != Some(']') {
+        return refused(
+            next + 1,
+            "a `-` right after a range is read differently by different shells; put a \
+             literal `-` first or last in the set",
+        );
+    }
+    Ok((Member::Range(low, high), next))
 }
 
 #[cfg(test)]

@@ -343,21 +343,15 @@ impl<'c> Subject<'c> {
 
     /// Every hypervisor a `list` has to look at, each once, in file order.
     pub fn hypervisors(&self) -> Vec<HypervisorId> {
-        let mut ids: Vec<HypervisorId> = Vec::new();
-        let mut add = |these: &[HypervisorId]| {
-            for id in these {
-                if !ids.contains(id) {
-                    ids.push(*id);
-                }
-            }
+        let bound: &[HypervisorId] = if self.bound_host_allowed {
+            &self.config.connect
+        } else {
+            &[]
         };
-        if self.bound_host_allowed {
-            add(&self.config.connect);
-        }
-        for (_, grant) in self.live() {
-            add(self.config.hypervisors_of(grant));
-        }
-        ids
+        let granted = self
+            .live()
+            .map(|(_, grant)| self.config.hypervisors_of(grant));
+        Config::each_once(std::iter::once(bound).chain(granted))
     }
 
     /// The config the subject is judged by.

@@ -32,6 +32,10 @@ pub fn help_text(subject: &Subject<'_>) -> String {
     for (usage, summary) in rows {
         text.push_str(&format!("  {usage:<width$}{summary}\n"));
     }
+    text.push_str(
+        "More, with ssh lines for Linux, macOS and Windows: USAGE.md (your administrator has \
+         it as /usr/share/doc/dromaius/USAGE.md)\n",
+    );
     text
 }
 

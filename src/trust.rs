@@ -21,26 +21,37 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// What one path component is.
+/// What `lstat` or `fstat` says about a file, as far as the rules need (this one, and
+/// `sshkey::auth_info`'s for sshd's `SSH_USER_AUTH` file). `system::files` reads them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The config file itself.
-    File,
-    Directory,
+pub struct FileFacts {
+    pub kind: FileKind,
+    pub dev: u64,
+    pub ino: u64,
+    pub uid: u32,
+    /// Permission bits and set-id/sticky bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub nlink: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
     Symlink,
-    /// Anything else (a device, a socket, a FIFO) where a file or directory should be.
+    Directory,
+    /// FIFO, socket, device.
     Other,
 }
 
-/// The facts [`judge`] needs about one path component.
+/// The facts [`judge`] needs about one path component: where it is, what `lstat` (or `stat`,
+/// along the resolved path) says of it, and whether it is the last component, the file
+/// itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: PathBuf,
-    pub kind: Kind,
-    /// The owner's uid.
-    pub uid: u32,
-    /// The permission bits, with the sticky bit (`st_mode & 0o7777`).
-    pub mode: u32,
+    pub facts: FileFacts,
+    pub last: bool,
 }
 
 const GROUP_OR_OTHER_WRITE: u32 = 0o022;
@@ -60,33 +71,34 @@ impl fmt::Display for Untrusted {
 pub fn judge(entries: &[Entry]) -> Result<(), Untrusted> {
     for entry in entries {
         let shown = crate::escape::escape(&entry.path.to_string_lossy());
-        let what = match entry.kind {
-            Kind::File => "the config file",
-            Kind::Directory => "directory",
-            Kind::Symlink => "symlink",
-            Kind::Other => "path component",
+        let facts = &entry.facts;
+        let what = match facts.kind {
+            FileKind::Regular if entry.last => "the config file",
+            FileKind::Directory => "directory",
+            FileKind::Symlink => "symlink",
+            FileKind::Regular | FileKind::Other => "path component",
         };
-        if entry.uid != 0 {
+        if facts.uid != 0 {
             return Err(Untrusted(format!(
                 "{what} {shown} is owned by uid {}, not by root; refused, as sshd's \
                  StrictModes would refuse it: whoever owns it could grant any key any \
                  domain (a go-dromaius dromaius.json in the account's home belongs in \
                  /etc/dromaius, owned by root)",
-                entry.uid
+                facts.uid
             )));
         }
-        let writable = entry.mode & GROUP_OR_OTHER_WRITE != 0;
-        let refused = match entry.kind {
-            Kind::File | Kind::Other => writable,
-            Kind::Directory => writable && entry.mode & STICKY == 0,
+        let writable = facts.mode & GROUP_OR_OTHER_WRITE != 0;
+        let refused = match facts.kind {
+            FileKind::Regular | FileKind::Other => writable,
+            FileKind::Directory => writable && facts.mode & STICKY == 0,
             // A symlink's own mode means nothing; its target is checked on its own.
-            Kind::Symlink => false,
+            FileKind::Symlink => false,
         };
         if refused {
             return Err(Untrusted(format!(
                 "{what} {shown} is writable by group or others (mode {:04o}); refused, as \
                  sshd's StrictModes would",
-                entry.mode
+                facts.mode
             )));
         }
     }
@@ -97,12 +109,34 @@ pub fn judge(entries: &[Entry]) -> Result<(), Untrusted> {
 mod tests {
     use super::*;
 
+    /// What a test calls a component, and the facts the judge reads from it.
+    #[derive(Clone, Copy)]
+    enum Kind {
+        File,
+        Directory,
+        Symlink,
+        Other,
+    }
+
     fn e(path: &str, kind: Kind, uid: u32, mode: u32) -> Entry {
+        let (kind, last) = match kind {
+            Kind::File => (FileKind::Regular, true),
+            Kind::Directory => (FileKind::Directory, false),
+            Kind::Symlink => (FileKind::Symlink, false),
+            Kind::Other => (FileKind::Other, false),
+        };
         Entry {
             path: PathBuf::from(path),
-            kind,
-            uid,
-            mode,
+            facts: FileFacts {
+                kind,
+                dev: 0,
+                ino: 0,
+                uid,
+                mode,
+                nlink: 1,
+                size: 0,
+            },
+            last,
         }
     }
 

@@ -1036,14 +1036,7 @@ fn check_exec(world: &World, key: &str, exec: &Exec, label: &str) {
     }
     let (action, domain) = match rest {
         ["--readonly", "domstate", "--domain", domain] => (Action::Status, *domain),
-        [
-            "--readonly",
-            "domdisplay",
-            "--domain",
-            domain,
-            "--type",
-            "vnc",
-        ] => (Action::Display, *domain),
+        ["--readonly", "domdisplay", "--domain", domain] => (Action::Display, *domain),
         [
             "send-key",
             "--domain",

@@ -321,6 +321,41 @@ fn display_on_a_unix_socket_works_the_same() {
     );
 }
 
+/// A SPICE client's first words on a channel: the link header (`REDQ`, protocol 2.2) and
+/// a link message for the main channel, with no capabilities.
+fn spice_link_main() -> Vec<u8> {
+    let mut link = b"REDQ".to_vec();
+    for word in [2u32, 2, 18] {
+        link.extend(word.to_le_bytes());
+    }
+    link.extend(0u32.to_le_bytes()); // connection id: a new session
+    link.extend([1, 0]); // the main channel, id 0
+    for word in [0u32, 0, 18] {
+        link.extend(word.to_le_bytes()); // no capabilities; they would start at 18
+    }
+    link
+}
+
+#[test]
+fn display_relays_spice_one_channel_per_session() {
+    for graphics in [Graphics::Spice, Graphics::SpiceSocket] {
+        let (guest, world) = guest_world(graphics, Some(ALL_COMMANDS), "");
+        let key = world.key("--key alice");
+        let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
+        relay.write(&spice_link_main());
+        // QEMU's SPICE server answers with a link reply of its own.
+        assert_eq!(relay.read(4), b"REDQ");
+        let (status, stderr) = relay.close();
+        assert_eq!(status, Some(0), "{stderr}");
+        let records = world.records(2);
+        let endpoint = audit_field(&records[0], "endpoint").unwrap_or_default();
+        match graphics {
+            Graphics::SpiceSocket => assert!(endpoint.ends_with("/spice.sock"), "{endpoint}"),
+            _ => assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}"),
+        }
+    }
+}
+
 #[test]
 fn another_domains_display_is_out_of_reach() {
     let rig = Rig::get();
@@ -363,7 +398,7 @@ fn display_says_why_when_there_is_nothing_to_relay() {
     let world = World::on(&rig.qemu_uri(), &keys_for(&[&plain.name, &off.name]), "");
     let key = world.key("--key alice");
     for (guest, words) in [
-        (&plain, "No graphical display with type 'vnc' found"),
+        (&plain, "No graphical display found"),
         (&off, "Domain is not running"),
     ] {
         let out = rig.ssh(&key, Some(&format!("display {}", guest.name)), b"");
@@ -571,4 +606,165 @@ fn suspend_and_resume_are_seen_in_status() {
     let (status, _, stderr) = ask("resume");
     assert_eq!(status, Some(1));
     assert!(stderr.contains("domain is already running"), "{stderr}");
+}
+
+/// Where libvirt says `guest`'s display is, as a viewer's tunnel names it.
+fn tunnel_target(rig: &Rig, guest: &Guest) -> dromaius::tunnel::Target {
+    let out = rig.virsh_uri(&rig.qemu_uri(), &["domdisplay", "--domain", &guest.name]);
+    let shown = dromaius::graphics::display(&String::from_utf8_lossy(&out.stdout))
+        .expect("libvirt names the display");
+    match shown.endpoint {
+        dromaius::graphics::Endpoint::Tcp(address) => dromaius::tunnel::Target::Tcp {
+            host: address.ip().to_string(),
+            port: address.port(),
+        },
+        dromaius::graphics::Endpoint::Unix(path) => dromaius::tunnel::Target::Unix(path),
+    }
+}
+
+/// The exact command `client` sends over ssh to reach `target`.
+fn tunnel_command(client: dromaius::tunnel::Viewer, target: &dromaius::tunnel::Target) -> String {
+    dromaius::tunnel::render(&dromaius::tunnel::Tunnel::Viewer {
+        client,
+        endpoint: target.clone(),
+    })
+    .expect("a command the viewer sends")
+}
+
+#[test]
+fn each_viewers_tunnel_reaches_its_own_domains_display() {
+    use dromaius::tunnel::Viewer;
+    let rig = Rig::get();
+    let guests: Vec<Guest> = [
+        Graphics::Vnc,
+        Graphics::VncSocket,
+        Graphics::Spice,
+        Graphics::SpiceSocket,
+    ]
+    .into_iter()
+    .map(|graphics| {
+        let guest = Guest::define_with(rig, &unique("tun"), graphics);
+        guest.start();
+        guest
+    })
+    .collect();
+    let names: Vec<&str> = guests.iter().map(|g| g.name.as_str()).collect();
+    let world = World::on(&rig.qemu_uri(), &keys_for(&names), "");
+    let key = world.key("--key alice");
+    for (guest, spice) in guests.iter().zip([false, false, true, true]) {
+        let target = tunnel_target(rig, guest);
+        for client in [
+            Viewer::VirtManager,
+            Viewer::VirtViewer,
+            Viewer::VirtViewerSh,
+        ] {
+            let mut relay = Relay::start(rig, &key, &tunnel_command(client, &target));
+            if spice {
+                relay.write(&spice_link_main());
+                assert_eq!(relay.read(4), b"REDQ", "{client:?} {target:?}");
+            } else {
+                assert_eq!(
+                    handshake(&mut relay).desktop,
+                    format!("QEMU ({})", guest.name),
+                    "{client:?} {target:?}"
+                );
+            }
+            let (status, stderr) = relay.close();
+            assert_eq!(status, Some(0), "{client:?} {target:?}: {stderr}");
+        }
+    }
+    let records = world.records(24);
+    assert_eq!(records.len(), 24, "{records:#?}");
+    for record in &records {
+        common::direct::check_record(record);
+        assert_eq!(
+            audit_field(record, "command").as_deref(),
+            Some("display"),
+            "{record}"
+        );
+    }
+}
+
+#[test]
+fn a_tunnel_to_anything_else_is_refused_and_connects_nothing() {
+    use dromaius::tunnel::{Target, Viewer};
+    let rig = Rig::get();
+    let mine = Guest::define_with(rig, &unique("mine"), Graphics::Vnc);
+    let theirs = Guest::define_with(rig, &unique("theirs"), Graphics::Vnc);
+    mine.start();
+    theirs.start();
+    let world = World::on(&rig.qemu_uri(), &keys_for(&[&mine.name]), "");
+    let key = world.key("--key alice");
+    let Target::Tcp { port, .. } = tunnel_target(rig, &mine) else {
+        panic!("a TCP display")
+    };
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let refused = [
+        tunnel_target(rig, &theirs),
+        Target::Tcp {
+            host: "127.0.0.1".into(),
+            port: free,
+        },
+        Target::Unix("/run/libvirt/libvirt-sock".into()),
+    ];
+    for target in &refused {
+        let command = tunnel_command(Viewer::VirtManager, target);
+        let out = rig.ssh(&key, Some(&command), b"");
+        assert_eq!(out.status.code(), Some(77), "{target:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "dromaius: permission denied\n"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // Not a viewer's string at all: a host name, a word more, a character changed.
+    let mine_command = tunnel_command(
+        Viewer::VirtViewer,
+        &Target::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+    );
+    for command in [
+        mine_command.replace("127.0.0.1", "vm-host"),
+        format!("{mine_command} x"),
+        mine_command.replacen("socat", "socaT", 1),
+    ] {
+        let out = rig.ssh(&key, Some(&command), b"");
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(out.stdout.is_empty());
+    }
+    let records = world.records(6);
+    assert!(
+        records[..3]
+            .iter()
+            .all(|r| audit_field(r, "decision").as_deref() == Some("deny")),
+        "{records:#?}"
+    );
+}
+
+#[test]
+fn revoking_display_ends_an_open_tunnel() {
+    use dromaius::tunnel::Viewer;
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
+    let key = world.key("--key alice");
+    let target = tunnel_target(world.rig, &guest);
+    let mut relay = Relay::start(
+        world.rig,
+        &key,
+        &tunnel_command(Viewer::VirtManager, &target),
+    );
+    handshake(&mut relay);
+    let text = std::fs::read_to_string(&world.config).expect("config");
+    std::fs::write(&world.config, text.replace(r#", "display"]"#, "]")).expect("rewrite");
+    let (status, stderr) = relay.wait();
+    assert_eq!(status, Some(77), "{stderr}");
+    let records = world.records(2);
+    assert_eq!(
+        audit_field(&records[1], "reason").as_deref(),
+        Some("revoked while attached")
+    );
 }

@@ -124,6 +124,10 @@ pub enum Graphics {
     Vnc,
     /// VNC on a unix socket libvirt places in the domain's own directory, and a VGA card.
     VncSocket,
+    /// SPICE on 127.0.0.1, the port libvirt picks, and a VGA card.
+    Spice,
+    /// SPICE on a unix socket libvirt places in the domain's own directory.
+    SpiceSocket,
 }
 
 /// The domain XML (type='qemu', floppy boot, `<serial type='pty'>`, `<console>`, `<acpi/>`,
@@ -189,6 +193,12 @@ pub fn echo_domain_xml_with(name: &str, image: &Path, graphics: Graphics) -> Str
             }
             Graphics::VncSocket => {
                 "    <graphics type='vnc'><listen type='socket'/></graphics>\n    <video><model type='vga'/></video>\n"
+            }
+            Graphics::Spice => {
+                "    <graphics type='spice' port='-1' autoport='yes' listen='127.0.0.1'/>\n    <video><model type='vga'/></video>\n"
+            }
+            Graphics::SpiceSocket => {
+                "    <graphics type='spice'><listen type='socket'/></graphics>\n    <video><model type='vga'/></video>\n"
             }
         },
     )

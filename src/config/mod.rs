@@ -11,7 +11,9 @@
 //! `policy`'s job, not this module's.
 
 mod fields;
+mod position;
 mod read;
+mod registry;
 
 pub use read::Keep;
 
@@ -168,6 +170,17 @@ impl Config {
     /// then say which hypervisor a request acted on.
     pub fn is_fleet(&self) -> bool {
         self.hypervisors.len() > 1 || self.hypervisors.iter().any(|h| h.name.is_some())
+    }
+
+    /// The hypervisors `lists` name, each once, in the order first named.
+    pub fn each_once<'l>(lists: impl IntoIterator<Item = &'l [HypervisorId]>) -> Vec<HypervisorId> {
+        let mut ids: Vec<HypervisorId> = Vec::new();
+        for id in lists.into_iter().flatten() {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        ids
     }
 
     /// The hypervisor with this URI, if the config names it.

@@ -17,8 +17,10 @@ use serde_json::value::RawValue;
 
 use super::fields::{
     AbsolutePath, Connect, Entries, HostName, MemberName, RawGrant, Sections, Text, Timeout, Uri,
-    check_group_name, check_hypervisor_name, check_key_name, domain_pattern, is_uri,
+    check_group_name, check_hypervisor_name, check_key_name, domain_pattern,
 };
+use super::position::Positions;
+use super::registry::Registry;
 use super::{
     Config, ConfigError, DEFAULT_CONNECT, DEFAULT_SYSLOG_SOCKET, DEFAULT_TIMEOUT_SECS,
     DEFAULT_VIRSH, Grant, Group, Hypervisor, HypervisorId,
@@ -575,60 +577,6 @@ impl<'f> Reader<'f> {
     }
 }
 
-/// The hypervisors a config names: those of `hypervisors` first, in file order, then each
-/// URI a `connect` names directly, once (a URI that is also a named hypervisor's is that
-/// hypervisor).
-#[derive(Default)]
-struct Registry(Vec<Hypervisor>);
-
-impl Registry {
-    fn id_of_uri(&mut self, uri: &str) -> HypervisorId {
-        let index = match self.0.iter().position(|h| h.uri == uri) {
-            Some(index) => index,
-            None => {
-                self.0.push(Hypervisor {
-                    name: None,
-                    uri: uri.to_owned(),
-                });
-                self.0.len() - 1
-            }
-        };
-        HypervisorId(index)
-    }
-
-    /// The hypervisors a `connect` means, each once.
-    fn resolve(&mut self, connect: &Connect<'_>) -> Result<Vec<HypervisorId>, String> {
-        let mut ids = Vec::with_capacity(connect.0.len());
-        for entry in &connect.0 {
-            let id = if is_uri(entry) {
-                self.id_of_uri(entry)
-            } else {
-                match self
-                    .0
-                    .iter()
-                    .position(|h| h.name.as_deref() == Some(&**entry))
-                {
-                    Some(index) => HypervisorId(index),
-                    None => {
-                        return Err(format!(
-                            "unknown hypervisor {entry:?}: it is not in `hypervisors` (a URI \
-                             needs a scheme, like \"qemu:///system\")"
-                        ));
-                    }
-                }
-            };
-            if ids.contains(&id) {
-                return Err(format!(
-                    "`connect` names the hypervisor {} twice (by its name and its URI)",
-                    self.0[id.0].label()
-                ));
-            }
-            ids.push(id);
-        }
-        Ok(ids)
-    }
-}
-
 /// serde_json's message without its own " at line L column C" (we print ours in front).
 fn describe(error: &serde_json::Error) -> String {
     let text = error.to_string();
@@ -636,58 +584,4 @@ fn describe(error: &serde_json::Error) -> String {
         Some(cut) => text[..cut].to_owned(),
         None => text,
     }
-}
-
-/// The 1-based line and column of slices of one text, asked for in file order (as grants
-/// are), so that the whole text is counted once however many grants it holds.
-struct Positions<'t> {
-    text: &'t str,
-    /// Where the last answer was, and its line and the offset of that line's start.
-    offset: usize,
-    line: usize,
-    line_start: usize,
-}
-
-impl<'t> Positions<'t> {
-    fn new(text: &'t str) -> Positions<'t> {
-        Positions {
-            text,
-            offset: 0,
-            line: 1,
-            line_start: 0,
-        }
-    }
-
-    /// Where `inner`, a slice of the text, starts.
-    fn of(&mut self, inner: &str) -> (usize, usize) {
-        let offset = (inner.as_ptr() as usize)
-            .saturating_sub(self.text.as_ptr() as usize)
-            .min(self.text.len());
-        if offset < self.offset {
-            // Asked out of order: count again from the top.
-            *self = Positions::new(self.text);
-        }
-        let between = self
-            .text
-            .as_bytes()
-            .get(self.offset..offset)
-            .unwrap_or_default();
-        self.line += count_newlines(between);
-        if let Some(last) = between.iter().rposition(|b| *b == b'\n') {
-            self.line_start = self.offset + last + 1;
-        }
-        self.offset = offset;
-        (self.line, offset - self.line_start + 1)
-    }
-}
-
-/// `\n` in `bytes`, counted in blocks the compiler turns into vector compares.
-fn count_newlines(bytes: &[u8]) -> usize {
-    let mut blocks = bytes.chunks_exact(128);
-    let mut count = 0;
-    for block in &mut blocks {
-        // At most 128 per block: it fits in a u8.
-        count += usize::from(block.iter().map(|b| u8::from(*b == b'\n')).sum::<u8>());
-    }
-    count + blocks.remainder().iter().filter(|b| **b == b'\n').count()
 }

@@ -7,12 +7,13 @@ use std::time::Instant;
 use crate::action::Action;
 use crate::config::HypervisorId;
 use crate::error::{Doing, Error, Status};
-use crate::graphics::{self, Ending, Traffic};
+use crate::graphics::{self, Ending, Protocol, Traffic};
 use crate::hypervisor::{Fault, ask_each};
 use crate::placement::{self, Placed};
 use crate::policy::{self, Allowed, Judgement, Subject};
 use crate::render;
 use crate::request::Verb;
+use crate::rfb::Handshake;
 
 use super::Gateway;
 use super::watch::Attached;
@@ -39,7 +40,7 @@ impl Reply {
         }
     }
 
-    fn failed(error: Error) -> Reply {
+    pub(super) fn failed(error: Error) -> Reply {
         Reply {
             result: Err(error),
             ..Reply::done(String::new())
@@ -47,7 +48,7 @@ impl Reply {
     }
 
     /// The reply of an action that reached a hypervisor (or tried to).
-    fn acted(result: Result<String, Error>, acted_on: HypervisorId) -> Reply {
+    pub(super) fn acted(result: Result<String, Error>, acted_on: HypervisorId) -> Reply {
         let ended = match &result {
             Err(error) if error.is_revoked() => Some("revoked while attached"),
             _ => None,
@@ -168,15 +169,19 @@ impl Gateway<'_> {
                 hypervisor: at.label(),
             });
         }
-        let said = match self.effects.libvirt.display(at, &placed.target, deadline) {
+        let said = match self
+            .effects
+            .libvirt
+            .display(at, &placed.target, deadline, None)
+        {
             Ok(said) => said,
             Err(fault) => {
                 let error = self.libvirt_error(fault, Action::Display, domain, allowed, placed.at);
                 return failed(error);
             }
         };
-        let endpoint = match graphics::endpoint(&said) {
-            Ok(endpoint) => endpoint,
+        let shown = match graphics::display(&said) {
+            Ok(shown) => shown,
             Err(why) => {
                 return failed(Error::NoDisplay {
                     domain: domain.clone(),
@@ -184,36 +189,40 @@ impl Gateway<'_> {
                 });
             }
         };
-        let mut started = || self.record_display_start(allowed, placed.at, &endpoint.to_string());
-        let (ending, traffic) =
-            match self
-                .effects
-                .user
-                .relay(&endpoint, deadline, watch, &mut started)
-            {
-                Ok(relayed) => relayed,
-                Err(error) => {
-                    return failed(Error::DisplayUnreachable {
-                        domain: domain.clone(),
-                        endpoint: endpoint.to_string(),
-                        why: graphics::why_not(&error),
-                    });
-                }
-            };
-        let result = match &ending {
-            Ending::ViewerClosed | Ending::DisplayClosed => Ok(String::new()),
-            Ending::HungUp => Err(Error::DisplayInterrupted),
-            Ending::Revoked(why) => Err(Error::Revoked {
-                why: why.clone(),
-                attachment: Action::Display,
-                domain: domain.clone(),
-            }),
+        let (ending, traffic) = match self.relay_display(domain, placed.at, &shown, deadline, watch)
+        {
+            Ok(relayed) => relayed,
+            Err(error) => return failed(error),
         };
+        let result = Self::ended(domain, &ending).map(|()| String::new());
         Reply {
             ended: Some(ending.word()),
             traffic: Some(traffic),
             ..Reply::acted(result, placed.at)
         }
+    }
+
+    /// Relays `shown`, the display libvirt named for `domain` on `at`: the start is
+    /// recorded once connected; a VNC display must name that domain's desktop.
+    pub(super) fn relay_display(
+        &self,
+        domain: &str,
+        at: HypervisorId,
+        shown: &graphics::Display,
+        deadline: Instant,
+        watch: &Attached<'_>,
+    ) -> Result<(Ending, Traffic), Error> {
+        let endpoint = shown.endpoint.to_string();
+        let mut started = || self.record_display_start(domain, at, &endpoint);
+        let handshake = (shown.protocol == Protocol::Vnc).then(|| Handshake::for_domain(domain));
+        self.effects
+            .user
+            .relay(&shown.endpoint, deadline, watch, handshake, &mut started)
+            .map_err(|error| Error::DisplayUnreachable {
+                domain: domain.to_owned(),
+                endpoint: endpoint.clone(),
+                why: graphics::why_not(&error),
+            })
     }
 
     /// `list`: every existing domain this key may act on, with its state, from one listing
@@ -262,7 +271,12 @@ impl Gateway<'_> {
 
     /// The watch of an attachment (`console`, `display`): the config is read again, and it
     /// may go on while the same decision would still allow it on the same hypervisor.
-    fn watch<'w>(&'w self, action: Action, domain: &'w str, uri: &'w str) -> Attached<'w> {
+    pub(super) fn watch<'w>(
+        &'w self,
+        action: Action,
+        domain: &'w str,
+        uri: &'w str,
+    ) -> Attached<'w> {
         Attached {
             source: self.effects.config,
             clock: self.effects.clock,

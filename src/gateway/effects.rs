@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::{Libvirt, Watch};
 use crate::policy::Channel;
+use crate::rfb::Handshake;
 
 /// Where the config comes from: read again, whole, each time it is asked for.
 pub trait ConfigSource: Sync {
@@ -33,13 +34,15 @@ pub trait User {
     /// Where binary output (a screenshot) goes: stdout.
     fn output(&self) -> Box<dyn Write + '_>;
     /// Connects to a domain's display at `endpoint` by `deadline` and relays it over the
-    /// channel until either side closes, the client hangs up, or `watch` ends it; calls
-    /// `started` once connected, before the first byte.
+    /// channel until either side closes, the client hangs up, `watch` ends it, or the
+    /// VNC `handshake` names another desktop; calls `started` once connected, before the
+    /// first byte.
     fn relay(
         &self,
         endpoint: &Endpoint,
         deadline: Instant,
         watch: &dyn Watch,
+        handshake: Option<Handshake>,
         started: &mut dyn FnMut(),
     ) -> io::Result<(Ending, Traffic)>;
 }

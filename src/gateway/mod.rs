@@ -14,6 +14,7 @@ pub mod effects;
 mod record;
 #[cfg(test)]
 mod tests;
+mod viewer;
 mod watch;
 
 use std::cell::{Cell, Ref, RefCell};

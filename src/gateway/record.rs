@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::audit::{self, Record};
 use crate::config::HypervisorId;
 use crate::error::Status;
-use crate::policy::{Allowed, DenyReason, Judgement};
+use crate::policy::{DenyReason, Judgement};
 use crate::session::Line;
 
 use super::{Gateway, Reply, Who};
@@ -66,16 +66,11 @@ impl Gateway<'_> {
     }
 
     /// The record that says a display relay has begun, and to where.
-    pub(super) fn record_display_start(
-        &self,
-        allowed: &Allowed<'_>,
-        at: HypervisorId,
-        endpoint: &str,
-    ) {
+    pub(super) fn record_display_start(&self, domain: &str, at: HypervisorId, endpoint: &str) {
         let hypervisor = self.fleet_label(Some(at));
         self.send(&Record {
-            command: allowed.action.name().as_bytes(),
-            domain: Some(&allowed.domain),
+            command: b"display",
+            domain: Some(domain),
             decision: audit::Decision::Allow,
             outcome: Status::Ok.code(),
             hypervisor: hypervisor.as_deref(),
@@ -88,6 +83,34 @@ impl Gateway<'_> {
     /// The record of a config that was refused: no request ran.
     pub(super) fn record_config_refused(&self) {
         self.send(&config_refused(&self.who));
+    }
+
+    /// The record of a viewer's tunnel: to `domain`'s display when one was named and
+    /// granted, a denial naming what was `asked` otherwise.
+    pub(super) fn record_tunnel(&self, domain: Option<&str>, asked: &str, reply: &Reply) {
+        let refusal = format!("no granted display at {asked}");
+        let hypervisor = self.fleet_label(reply.acted_on);
+        self.send(&Record {
+            command: b"display",
+            domain,
+            decision: match domain {
+                Some(_) => audit::Decision::Allow,
+                None => audit::Decision::Deny,
+            },
+            outcome: reply.status().code(),
+            reason: match domain {
+                Some(_) => reply.ended,
+                None => Some(&refusal),
+            },
+            hypervisor: hypervisor.as_deref(),
+            relay: reply.traffic.map(|traffic| audit::Relay::End {
+                to_guest: traffic.to_display,
+                to_viewer: traffic.to_viewer,
+                lasted: traffic.lasted,
+            }),
+            acted: true,
+            ..self.blank_record()
+        });
     }
 
     /// A listing made for Tab completion, which is audited like a `list`.

@@ -32,20 +32,17 @@ pub struct Live {
 
 /// The hypervisors a live check asks: those a grant (or an `AllowedHosts` session) acts on.
 pub fn hypervisors_to_ask(config: &Config) -> Vec<HypervisorId> {
-    let mut ids: Vec<HypervisorId> = Vec::new();
-    let mut add = |these: &[HypervisorId]| {
-        for id in these {
-            if !ids.contains(id) {
-                ids.push(*id);
-            }
-        }
+    let bound: &[HypervisorId] = if config.allowed_hosts.is_empty() {
+        &[]
+    } else {
+        &config.connect
     };
-    if !config.allowed_hosts.is_empty() {
-        add(&config.connect);
-    }
-    for grant in config.keys.values().flatten() {
-        add(config.hypervisors_of(grant));
-    }
+    let granted = config
+        .keys
+        .values()
+        .flatten()
+        .map(|g| config.hypervisors_of(g));
+    let mut ids = Config::each_once(std::iter::once(bound).chain(granted));
     ids.sort();
     ids
 }

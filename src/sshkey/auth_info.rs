@@ -17,6 +17,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use crate::escape::escape_truncated;
 use crate::sshkey::{self, Parsed};
+pub use crate::trust::{FileFacts, FileKind};
 
 /// Larger than anything sshd writes here: one line per method, and the largest is a
 /// certificate (an RSA-16384 certificate signed by an RSA-16384 CA is under 10 KiB of
@@ -135,28 +136,6 @@ fn is_method(word: &str) -> bool {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.@".contains(&b))
     };
     name(method) && name(submethod)
-}
-
-/// What `lstat` or `fstat` says about a file, as far as the rule needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileFacts {
-    pub kind: FileKind,
-    pub dev: u64,
-    pub ino: u64,
-    pub uid: u32,
-    /// Permission bits and set-id/sticky bits (`st_mode & 0o7777`).
-    pub mode: u32,
-    pub nlink: u64,
-    pub size: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Regular,
-    Symlink,
-    Directory,
-    /// FIFO, socket, device.
-    Other,
 }
 
 /// Whether the path is one sshd's template makes: `/tmp/sshauth.` and 15 letters or digits

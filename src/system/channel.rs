@@ -12,6 +12,7 @@ use crate::gateway::User;
 use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::Watch;
 use crate::policy::Channel;
+use crate::rfb::Handshake;
 use crate::system::{process, relay};
 
 /// The channel sshd gave this process: its stdin, stdout and stderr.
@@ -58,6 +59,7 @@ impl User for Terminal {
         endpoint: &Endpoint,
         deadline: Instant,
         watch: &dyn Watch,
+        mut handshake: Option<Handshake>,
         started: &mut dyn FnMut(),
     ) -> io::Result<(Ending, Traffic)> {
         let mut socket = relay::connect(endpoint, deadline)?;
@@ -69,6 +71,7 @@ impl User for Terminal {
             socket.as_mut(),
             watch,
             &process::hung_up,
+            handshake.as_mut(),
         ))
     }
 }

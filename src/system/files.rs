@@ -16,8 +16,9 @@ use nix::fcntl::OFlag;
 
 use crate::config::{self, Config, ConfigError, Keep, MAX_CONFIG_BYTES, drop_in_dir};
 use crate::escape::escape_truncated;
-use crate::sshkey::auth_info::{self, FileFacts, FileKind, Identity};
+use crate::sshkey::auth_info::{self, Identity};
 use crate::trust;
+use crate::trust::{FileFacts, FileKind};
 
 /// The most all the files of one config may hold together.
 const MAX_TOTAL_BYTES: u64 = 4 * MAX_CONFIG_BYTES;
@@ -138,29 +139,19 @@ pub fn read_config(path: &Path) -> Result<String, ConfigError> {
 /// regular file there needs only its own check; a symlink goes the whole way again.
 fn read_drop_in(path: &Path) -> Result<String, ConfigError> {
     let refused = |reason: String| ConfigError::whole_file(path, reason);
-    let seen = std::fs::symlink_metadata(path).map_err(|e| refused(format!("cannot read: {e}")))?;
+    let seen = fs::symlink_metadata(path).map_err(|e| refused(format!("cannot read: {e}")))?;
     if !seen.file_type().is_file() {
         return read_config(path);
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
+    let (file, opened) = open_checked(path, facts_of(&seen), OFlag::empty())
         .map_err(|e| refused(format!("cannot open: {e}")))?;
-    let opened = file
-        .metadata()
-        .map_err(|e| refused(format!("cannot read: {e}")))?;
-    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) || !opened.is_file() {
-        return Err(refused("changed while it was being checked".into()));
-    }
     let entry = trust::Entry {
         path: path.to_owned(),
-        kind: trust::Kind::File,
-        uid: opened.uid(),
-        mode: opened.mode() & 0o7777,
+        facts: opened,
+        last: true,
     };
     trust::judge(&[entry]).map_err(|e| refused(e.to_string()))?;
-    let expected = opened.len().min(MAX_CONFIG_BYTES) + 1;
+    let expected = opened.size.min(MAX_CONFIG_BYTES) + 1;
     let bytes = read_bounded(
         file,
         MAX_CONFIG_BYTES,
@@ -168,6 +159,23 @@ fn read_drop_in(path: &Path) -> Result<String, ConfigError> {
     )
     .map_err(refused)?;
     utf8(path, bytes)
+}
+
+/// Opens `path` without following a link (`O_NOFOLLOW`, and `flags`) and returns the file
+/// with what `fstat` says of it, which must be the file `seen` (its `lstat`) describes: a
+/// file swapped in between is refused, never read.
+fn open_checked(path: &Path, seen: FileFacts, flags: OFlag) -> std::io::Result<(File, FileFacts)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | flags).bits())
+        .open(path)?;
+    let opened = facts_of(&file.metadata()?);
+    if (opened.dev, opened.ino) != (seen.dev, seen.ino) || opened.kind != FileKind::Regular {
+        return Err(std::io::Error::other(
+            "it changed while it was being checked",
+        ));
+    }
+    Ok((file, opened))
 }
 
 /// The bytes of a config file as text, or where they stop being UTF-8.
@@ -212,31 +220,20 @@ pub fn read_auth_file(path: &OsStr) -> Result<String, String> {
     let at = |why: String| format!("{}: {why}", shown(path));
     auth_info::check_path(path).map_err(|why| format!("SSH_USER_AUTH: {why}"))?;
     let euid = nix::unistd::geteuid().as_raw();
-    let before = std::fs::symlink_metadata(path).map_err(|e| at(e.to_string()))?;
+    let before = fs::symlink_metadata(path).map_err(|e| at(e.to_string()))?;
     let before = facts_of(&before);
     auth_info::check_file(&before, euid).map_err(at)?;
-    let flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits())
-        .open(path)
+    let path = Path::new(path);
+    let (file, opened) = open_checked(path, before, OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
         .map_err(|e| at(e.to_string()))?;
-    let opened = file.metadata().map_err(|e| at(e.to_string()))?;
-    auth_info::accept(path, &before, &facts_of(&opened), euid).map_err(at)?;
-    let bytes =
-        read_at_most(file, auth_info::MAX_AUTH_INFO_BYTES).map_err(|e| at(e.to_string()))?;
-    if bytes.len() as u64 != opened.size() {
+    auth_info::accept(path.as_os_str(), &before, &opened, euid).map_err(at)?;
+    let bytes = read_bounded(file, auth_info::MAX_AUTH_INFO_BYTES, 0).map_err(at)?;
+    if bytes.len() as u64 != opened.size {
         return Err(at("it changed while it was read".into()));
     }
     // Lossy: a byte that is not UTF-8 can only sit where sshd writes free text (a GSSAPI
     // name); on a publickey line the replacement character is refused like any other.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn read_at_most(file: File, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    file.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 fn shown(path: &OsStr) -> String {
@@ -246,7 +243,8 @@ fn shown(path: &OsStr) -> String {
     )
 }
 
-/// What `lstat`/`fstat` said, as the rules of `sshkey::auth_info` read it.
+/// What `lstat`/`fstat`/`stat` said, as the rules of `trust` and `sshkey::auth_info` read
+/// it.
 fn facts_of(metadata: &Metadata) -> FileFacts {
     let file_type = metadata.file_type();
     let kind = if file_type.is_symlink() {
@@ -289,7 +287,11 @@ pub fn gather(path: &Path, opened: &File) -> Result<Vec<trust::Entry>, trust::Un
                 fs::symlink_metadata(component)
             }
             .map_err(|e| cannot(component, e))?;
-            entries.push(entry(component, &metadata, depth == 0));
+            entries.push(trust::Entry {
+                path: component.to_owned(),
+                facts: facts_of(&metadata),
+                last: depth == 0,
+            });
         }
     }
     // What is read must be what was checked: the open file is the resolved path's inode.
@@ -304,25 +306,6 @@ pub fn gather(path: &Path, opened: &File) -> Result<Vec<trust::Entry>, trust::Un
     Ok(entries)
 }
 
-fn entry(path: &Path, metadata: &Metadata, is_last: bool) -> trust::Entry {
-    let file_type = metadata.file_type();
-    let kind = if file_type.is_symlink() {
-        trust::Kind::Symlink
-    } else if file_type.is_dir() {
-        trust::Kind::Directory
-    } else if file_type.is_file() && is_last {
-        trust::Kind::File
-    } else {
-        trust::Kind::Other
-    };
-    trust::Entry {
-        path: path.to_owned(),
-        kind,
-        uid: metadata.uid(),
-        mode: metadata.mode() & 0o7777,
-    }
-}
-
 /// [`gather`] then [`judge`]: the one call the loader makes.
 pub fn check_trusted(path: &Path, opened: &File) -> Result<(), trust::Untrusted> {
     trust::judge(&gather(path, opened)?)
@@ -333,7 +316,6 @@ mod tests {
     use super::*;
     use crate::sshkey::auth_info::tests::{fingerprint, key_of};
     use crate::sshkey::tests::{ED25519, ED25519_CERT};
-    use crate::trust::Kind;
 
     #[test]
     fn reads_are_bounded() {
@@ -491,21 +473,18 @@ mod tests {
         let through_link = dir.join("link/c.json");
         let opened = File::open(&through_link).unwrap();
         let entries = gather(&through_link, &opened).unwrap();
-        let kinds: Vec<(PathBuf, Kind)> =
-            entries.iter().map(|e| (e.path.clone(), e.kind)).collect();
-        assert!(
-            kinds.contains(&(dir.join("link"), Kind::Symlink)),
-            "{kinds:?}"
-        );
-        assert!(
-            kinds.contains(&(dir.join("real"), Kind::Directory)),
-            "{kinds:?}"
-        );
-        assert!(kinds.contains(&(file.clone(), Kind::File)), "{kinds:?}");
-        assert!(
-            kinds.contains(&(PathBuf::from("/"), Kind::Directory)),
-            "{kinds:?}"
-        );
+        let kinds: Vec<(PathBuf, FileKind, bool)> = entries
+            .iter()
+            .map(|e| (e.path.clone(), e.facts.kind, e.last))
+            .collect();
+        for seen in [
+            (dir.join("link"), FileKind::Symlink, false),
+            (dir.join("real"), FileKind::Directory, false),
+            (file.clone(), FileKind::Regular, true),
+            (PathBuf::from("/"), FileKind::Directory, false),
+        ] {
+            assert!(kinds.contains(&seen), "{seen:?} not in {kinds:?}");
+        }
         // A file other than the one opened is caught.
         let other = dir.join("real/other.json");
         fs::write(&other, "{}").unwrap();

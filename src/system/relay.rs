@@ -8,7 +8,9 @@
 //! to the channel are at most [`PIPE_BUF`] bytes after poll said it is writable, so they
 //! never block; the VNC socket is non-blocking. The relay ends when the viewer's side
 //! closes (stdin at its end, stdout gone), when QEMU's side closes (after what it sent is
-//! delivered), on a hang-up, or when the [`Watch`] says access was revoked.
+//! delivered), on a hang-up, or when the [`Watch`] says access was revoked. For VNC it
+//! reads the handshake as it passes (`rfb`): a display that names another domain's desktop
+//! ends the relay before the viewer sees it.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -21,6 +23,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::{WATCH_EVERY, Watch};
+use crate::rfb::{Handshake, Verdict};
 
 /// How many bytes each direction may hold on their way.
 const BUFFER: usize = 64 * 1024;
@@ -30,7 +33,16 @@ const PIPE_BUF: usize = 4096;
 /// How often a relay that sees no traffic still looks for a hang-up.
 const HANG_UP_EVERY: Duration = Duration::from_millis(250);
 
-/// The VNC side: a TCP or unix stream socket.
+/// How a handshake that names another desktop (or is no VNC at all) ends the relay.
+fn wrong(verdict: Verdict) -> Option<Ending> {
+    match verdict {
+        Verdict::Mismatch(name) => Some(Ending::WrongDisplay(name)),
+        Verdict::Malformed => Some(Ending::WrongDisplay("not a VNC server".into())),
+        Verdict::Pending | Verdict::Verified | Verdict::Unverifiable => None,
+    }
+}
+
+/// The display's side: a TCP or unix stream socket.
 pub trait Socket: Read + Write + AsFd {}
 impl Socket for TcpStream {}
 impl Socket for UnixStream {}
@@ -140,6 +152,7 @@ pub fn relay(
     display: &mut dyn Socket,
     watch: &dyn Watch,
     hung_up: &dyn Fn() -> bool,
+    mut handshake: Option<&mut Handshake>,
 ) -> (Ending, Traffic) {
     let started = Instant::now();
     let mut flow = Flow::new();
@@ -170,7 +183,8 @@ pub fn relay(
             Err(_) => break Ending::HungUp,
         }
         let woken = interest.woken(&fds);
-        if let Err(ending) = flow.serve(woken, from_viewer, to_viewer, display) {
+        let handshake = handshake.as_deref_mut();
+        if let Err(ending) = flow.serve(woken, from_viewer, to_viewer, display, handshake) {
             break ending;
         }
     };
@@ -254,25 +268,42 @@ impl Flow {
         }
     }
 
-    /// Reads and writes once on each fd poll woke; `Err` when the viewer's side is gone.
+    /// Reads and writes once on each fd poll woke; `Err` when the relay must end: the
+    /// viewer's side is gone, or the VNC handshake names another desktop.
     fn serve(
         &mut self,
         woken: Woken,
         from_viewer: BorrowedFd<'_>,
         to_viewer: BorrowedFd<'_>,
         display: &mut dyn Socket,
+        mut handshake: Option<&mut Handshake>,
     ) -> Result<(), Ending> {
         if woken.from_viewer {
+            let before = self.upstream.bytes.len();
             self.viewer_open = self
                 .upstream
                 .fill(|into| read_fd(from_viewer, into))
                 .unwrap_or(false);
+            let read = self.upstream.bytes.get(before..).unwrap_or_default();
+            if let Some(wrong) = handshake
+                .as_deref_mut()
+                .and_then(|h| wrong(h.from_client(read)))
+            {
+                return Err(wrong);
+            }
         }
         if woken.display_readable {
+            let before = self.downstream.bytes.len();
             self.display_open = self
                 .downstream
                 .fill(|into| display.read(into))
                 .unwrap_or(false);
+            let read = self.downstream.bytes.get(before..).unwrap_or_default();
+            if let Some(wrong) = handshake.and_then(|h| wrong(h.from_server(read))) {
+                // What it said never reaches the viewer.
+                self.downstream.bytes.clear();
+                return Err(wrong);
+            }
         }
         if woken.display_writable {
             match self.upstream.drain(BUFFER, |from| display.write(from)) {
@@ -369,6 +400,14 @@ mod tests {
         watch: impl Watch + Send + 'static,
         hung_up: impl Fn() -> bool + Send + 'static,
     ) -> Ends {
+        relaying_checked(watch, hung_up, None)
+    }
+
+    fn relaying_checked(
+        watch: impl Watch + Send + 'static,
+        hung_up: impl Fn() -> bool + Send + 'static,
+        mut handshake: Option<Handshake>,
+    ) -> Ends {
         let (viewer_writes, stdin) = UnixStream::pair().expect("pair");
         let (viewer_reads, stdout) = UnixStream::pair().expect("pair");
         let (qemu, mut display) = UnixStream::pair().expect("pair");
@@ -380,6 +419,7 @@ mod tests {
                 &mut display,
                 &watch,
                 &hung_up,
+                handshake.as_mut(),
             )
         });
         Ends {
@@ -491,5 +531,34 @@ mod tests {
         let (ending, _) = ends.relaying.join().expect("relay");
         assert_eq!(ending, Ending::Revoked(revoked()));
         assert!(started.elapsed() < WATCH_EVERY + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_display_naming_another_desktop_is_ended_before_the_viewer_sees_it() {
+        use std::io::{Read, Write};
+        let ends = relaying_checked(Allowed, never, Some(Handshake::for_domain("web1")));
+        let (mut viewer_writes, mut viewer_reads, mut qemu) =
+            (ends.viewer_writes, ends.viewer_reads, ends.qemu);
+        qemu.write_all(b"RFB 003.008\n\x01\x01").unwrap();
+        viewer_writes.write_all(b"RFB 003.008\n\x01").unwrap();
+        let mut seen = [0u8; 14];
+        viewer_reads.read_exact(&mut seen).unwrap();
+        assert_eq!(&seen, b"RFB 003.008\n\x01\x01");
+        viewer_writes.write_all(b"\x01").unwrap();
+        let mut init = vec![0u8; 4];
+        init.extend([0u8; 16]);
+        init.extend(11u32.to_be_bytes());
+        init.extend(b"QEMU (web2)");
+        qemu.write_all(&0u32.to_be_bytes()).unwrap();
+        qemu.write_all(&init).unwrap();
+        let (ending, _) = ends.relaying.join().expect("relay");
+        assert_eq!(ending, Ending::WrongDisplay("QEMU (web2)".into()));
+        // Whatever it got after the versions, the viewer never got the other desktop's name.
+        viewer_reads
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = viewer_reads.read_to_end(&mut rest);
+        assert!(!String::from_utf8_lossy(&rest).contains("web2"), "{rest:?}");
     }
 }

@@ -20,10 +20,13 @@ use crate::action::Action;
 use crate::config::Hypervisor;
 use crate::error::Revocation;
 use crate::escape::escape;
+use crate::graphics::Protocol;
 use crate::hypervisor::{Fault, Found, Libvirt, Target, WATCH_EVERY, Watch};
 use crate::lookup;
 use crate::virsh::ENVIRONMENT;
-use crate::virsh::argv::{action_argv, connection, listing_argv, screenshot_argv, states_argv};
+use crate::virsh::argv::{
+    action_argv, connection, display_argv, listing_argv, screenshot_argv, states_argv,
+};
 use crate::virsh::parse::{Listed, as_the_user_knows_it, fault, parse_listing, parse_states};
 
 /// How long a timed-out run's leader may take to be reaped after its group was killed.
@@ -195,9 +198,10 @@ impl Libvirt for Virsh {
         at: &Hypervisor,
         target: &Target<'_>,
         deadline: Instant,
+        protocol: Option<Protocol>,
     ) -> Result<String, Fault> {
         self.succeed(
-            &action_argv(&at.uri, Action::Display, target),
+            &display_argv(&at.uri, target, protocol),
             Some(target),
             deadline,
         )

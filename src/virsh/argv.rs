@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::action::Action;
+use crate::graphics::Protocol;
 use crate::hypervisor::Target;
 
 /// `--connect URI [--readonly]`: the start of every argv.
@@ -37,7 +38,7 @@ pub const CTRL_ALT_DEL: [&str; 3] = ["KEY_LEFTCTRL", "KEY_LEFTALT", "KEY_DELETE"
 
 /// Carries out `action` on the target: by UUID when it has one, by name otherwise.
 /// `console` gets `--safe` and never `--force`: forcing would take over another user's
-/// session on the console. `display` asks for VNC only, and never `--include-password`.
+/// session on the console. `display` never asks `--include-password`.
 /// (`screenshot` is [`screenshot_argv`]: it needs a file.)
 pub fn action_argv(connect: &str, action: Action, target: &Target<'_>) -> Vec<OsString> {
     let mut argv = connection(connect, action.is_read_only());
@@ -50,10 +51,22 @@ pub fn action_argv(connect: &str, action: Action, target: &Target<'_>) -> Vec<Os
         Some(uuid) => uuid.as_str().into(),
         None => target.name.into(),
     });
-    match action {
-        Action::CtrlAltDel => argv.extend(CTRL_ALT_DEL.map(OsString::from)),
-        Action::Display => argv.extend(["--type", "vnc"].map(OsString::from)),
-        _ => {}
+    if action == Action::CtrlAltDel {
+        argv.extend(CTRL_ALT_DEL.map(OsString::from));
+    }
+    argv
+}
+
+/// Where the target's graphical display of `protocol` is (`domdisplay --type`), or its
+/// first display. Read-only, so never with a password.
+pub fn display_argv(
+    connect: &str,
+    target: &Target<'_>,
+    protocol: Option<Protocol>,
+) -> Vec<OsString> {
+    let mut argv = action_argv(connect, Action::Display, target);
+    if let Some(protocol) = protocol {
+        argv.extend(["--type", protocol.name()].map(OsString::from));
     }
     argv
 }
@@ -156,8 +169,6 @@ mod tests {
                     "domdisplay",
                     "--domain",
                     UUID,
-                    "--type",
-                    "vnc",
                 ],
             ),
         ];
@@ -167,6 +178,28 @@ mod tests {
             // Never one argument (a command script), never --force.
             assert!(argv.len() > 1);
             assert!(!words(&argv).contains(&"--force"));
+        }
+    }
+
+    #[test]
+    fn a_display_is_asked_read_only_of_a_protocol_or_the_first() {
+        let target = by_uuid("2");
+        let connect = "qemu:///system";
+        let head = [
+            "--connect",
+            connect,
+            "--readonly",
+            "domdisplay",
+            "--domain",
+            UUID,
+        ];
+        assert_eq!(words(&display_argv(connect, &target, None)), head);
+        for protocol in [Protocol::Vnc, Protocol::Spice] {
+            let argv = display_argv(connect, &target, Some(protocol));
+            let mut expected = head.to_vec();
+            expected.extend(["--type", protocol.name()]);
+            assert_eq!(words(&argv), expected);
+            assert!(!words(&argv).contains(&"--include-password"));
         }
     }
 

@@ -12,9 +12,10 @@ use crate::audit::{AuditSink, Severity};
 use crate::config::{Config, ConfigError, Hypervisor};
 use crate::error::Error;
 use crate::gateway::{Clock, ConfigSource, Effects, Gateway, User, Who};
-use crate::graphics::{Ending, Endpoint, Traffic};
+use crate::graphics::{Ending, Endpoint, Protocol, Traffic};
 use crate::hypervisor::{Fault, Found, Libvirt, Target, Uuid, Watch};
 use crate::policy::Channel;
+use crate::rfb::Handshake;
 
 /// A fake libvirt: domains per URI, faults per URI, and every call it was asked.
 #[derive(Default)]
@@ -23,8 +24,10 @@ pub struct Fake {
     pub faults: HashMap<String, Fault>,
     /// The answer to every `act`, `console` and `display`, if not the default success.
     pub act_fault: Option<Fault>,
-    /// What `display` answers.
+    /// What `display` answers when nothing in `displays` does.
     pub display_at: String,
+    /// What `display` answers for a domain and a protocol (`""` for the first display).
+    pub displays: HashMap<(String, &'static str), String>,
     calls: Mutex<Vec<String>>,
 }
 
@@ -141,8 +144,18 @@ impl Libvirt for Fake {
         Ok(3)
     }
 
-    fn display(&self, at: &Hypervisor, target: &Target<'_>, _: Instant) -> Result<String, Fault> {
-        self.call(format!("display {} {}", at.uri, target.name));
+    fn display(
+        &self,
+        at: &Hypervisor,
+        target: &Target<'_>,
+        _: Instant,
+        protocol: Option<Protocol>,
+    ) -> Result<String, Fault> {
+        let kind = protocol.map_or("", Protocol::name);
+        self.call(format!("display{kind} {} {}", at.uri, target.name));
+        if let Some(answer) = self.displays.get(&(target.name.to_owned(), kind)) {
+            return Ok(answer.clone());
+        }
         self.acting(at, target)?;
         Ok(self.display_at.clone())
     }
@@ -193,6 +206,8 @@ pub struct FakeUser {
     /// How a relay ends; `None`: the connection is refused.
     pub relay_ends: Option<Ending>,
     pub relayed_to: Mutex<Vec<String>>,
+    /// Whether the last relay read the VNC handshake.
+    pub checked: Mutex<Option<bool>>,
 }
 
 impl FakeUser {
@@ -204,6 +219,7 @@ impl FakeUser {
             output: Mutex::default(),
             relay_ends: Some(Ending::ViewerClosed),
             relayed_to: Mutex::default(),
+            checked: Mutex::default(),
         }
     }
 }
@@ -234,8 +250,10 @@ impl User for FakeUser {
         endpoint: &Endpoint,
         _: Instant,
         watch: &dyn Watch,
+        handshake: Option<Handshake>,
         started: &mut dyn FnMut(),
     ) -> io::Result<(Ending, Traffic)> {
+        *self.checked.lock().unwrap() = Some(handshake.is_some());
         self.relayed_to.lock().unwrap().push(endpoint.to_string());
         let Some(ending) = self.relay_ends.clone() else {
             return Err(io::ErrorKind::ConnectionRefused.into());

@@ -350,6 +350,7 @@ fn help_and_completion_offer_only_what_the_key_may_use() {
     let alice = world.gateway("alice", false);
     let help = ask(&world, &alice, "help").1;
     assert!(help.contains("start DOMAIN"), "{help}");
+    assert!(help.contains("/usr/share/doc/dromaius/USAGE.md"), "{help}");
     assert!(help.contains("destroy DOMAIN"), "{help}");
     assert_eq!(
         alice.domains(Action::Start),
@@ -671,7 +672,8 @@ fn display_is_relayed_only_from_a_hypervisor_on_this_host() {
 fn display_refuses_what_libvirt_says_it_cannot_relay() {
     let cases = [
         ("vnc://:secret@127.0.0.1:0", "credentials"),
-        ("spice://127.0.0.1:5930", "only VNC"),
+        ("rdp://127.0.0.1:3389", "only VNC and SPICE"),
+        ("spice://127.0.0.1?tls-port=5931", "only on a TLS port"),
         ("vnc://hv.example:0", "host name hv.example"),
         ("", "not a display address"),
     ];
@@ -707,6 +709,8 @@ fn display_relays_to_the_endpoint_libvirt_names_with_two_records() {
     let viewer = world.gateway("viewer", true);
     assert_eq!(ask(&world, &viewer, "display desk-1").0, 0);
     assert_eq!(*world.user.relayed_to.lock().unwrap(), ["127.0.0.1:5903"]);
+    // VNC names its desktop in the handshake: the relay reads it.
+    assert_eq!(*world.user.checked.lock().unwrap(), Some(true));
     let records = world.audit.records();
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(field(&records[0], "relay").as_deref(), Some("start"));
@@ -731,6 +735,40 @@ fn display_relays_to_the_endpoint_libvirt_names_with_two_records() {
     assert_eq!(status, 1);
     assert!(said.contains("cannot connect to its display at 127.0.0.1:5903: nothing listens"));
     assert_eq!(world.audit.records().len(), 1);
+}
+
+#[test]
+fn a_spice_display_is_relayed_on_its_plain_port_without_a_handshake_to_read() {
+    let mut fake = Fake::with("test:///one", &[("desk-1", "running")]);
+    fake.display_at = "spice://127.0.0.1:5930?tls-port=5931".into();
+    let world = world(fake);
+    let viewer = world.gateway("viewer", true);
+    assert_eq!(ask(&world, &viewer, "display desk-1").0, 0);
+    assert_eq!(*world.user.relayed_to.lock().unwrap(), ["127.0.0.1:5930"]);
+    assert_eq!(*world.user.checked.lock().unwrap(), Some(false));
+    let record = world.audit.records().pop().unwrap_or_default();
+    assert_eq!(field(&record, "relay").as_deref(), Some("end"), "{record}");
+}
+
+#[test]
+fn a_display_that_names_another_desktop_is_closed() {
+    let mut fake = Fake::with("test:///one", &[("desk-1", "running")]);
+    fake.display_at = "vnc://127.0.0.1:3".into();
+    let mut world = world(fake);
+    world.user.relay_ends = Some(Ending::WrongDisplay("QEMU (desk-2)".into()));
+    let viewer = world.gateway("viewer", true);
+    let (status, said) = refused(&world, &viewer, "display desk-1");
+    assert_eq!(status, 1);
+    assert!(
+        said.contains("names itself QEMU (desk-2), not this domain's"),
+        "{said}"
+    );
+    let record = world.audit.records().pop().unwrap_or_default();
+    assert_eq!(
+        field(&record, "reason").as_deref(),
+        Some("wrong display"),
+        "{record}"
+    );
 }
 
 #[test]
@@ -960,4 +998,79 @@ fn every_record_names_who_asked_and_what_came_of_it() {
             row("list", "-", "allow", "0"),
         ]
     );
+}
+
+/// A world where `viewer`'s desk-1 shows VNC at 127.0.0.1:5903 and no SPICE.
+fn viewer_world() -> World {
+    let mut fake = Fake::with(
+        "test:///one",
+        &[("desk-1", "running"), ("desk-2", "running")],
+    );
+    fake.displays
+        .insert(("desk-1".into(), "vnc"), "vnc://127.0.0.1:3".into());
+    fake.displays.insert(
+        ("desk-2".into(), "spice"),
+        "spice+unix:///run/q/desk-2/spice.sock".into(),
+    );
+    fake.displays
+        .insert(("desk-2".into(), "vnc"), "vnc://127.0.0.1:9".into());
+    world(fake)
+}
+
+#[test]
+fn a_viewers_tunnel_reaches_only_a_granted_domains_display() {
+    use crate::tunnel::Target;
+    let world = viewer_world();
+    let viewer = world.gateway("viewer", true);
+    let asked = Target::Tcp {
+        host: "127.0.0.1".into(),
+        port: 5903,
+    };
+    assert_eq!(viewer.tunnel(&asked), Status::Ok);
+    assert_eq!(*world.user.relayed_to.lock().unwrap(), ["127.0.0.1:5903"]);
+    let records = world.audit.records();
+    assert_eq!(field(&records[0], "domain").as_deref(), Some("desk-1"));
+    assert_eq!(field(&records[0], "relay").as_deref(), Some("start"));
+    assert_eq!(field(&records[1], "relay").as_deref(), Some("end"));
+    // A socket, by its path.
+    let socket = Target::Unix("/run/q/desk-2/spice.sock".into());
+    assert_eq!(viewer.tunnel(&socket), Status::Ok);
+    // Another endpoint, another key's display, no display there: one refusal, nothing
+    // connected.
+    let others = [
+        (
+            "viewer",
+            Target::Tcp {
+                host: "127.0.0.1".into(),
+                port: 5904,
+            },
+        ),
+        ("viewer", Target::Unix("/run/q/desk-2/vnc.sock".into())),
+        ("alice", asked.clone()),
+        ("mallory", asked.clone()),
+    ];
+    for (key, asked) in others {
+        let world = viewer_world();
+        let gateway = world.gateway(key, true);
+        assert_eq!(gateway.tunnel(&asked), Status::Denied, "{key} {asked:?}");
+        assert_eq!(world.shown().1, "permission denied");
+        assert!(world.user.relayed_to.lock().unwrap().is_empty());
+        let record = world.audit.records().pop().unwrap_or_default();
+        assert_eq!(
+            field(&record, "decision").as_deref(),
+            Some("deny"),
+            "{record}"
+        );
+        assert!(
+            field(&record, "reason")
+                .unwrap_or_default()
+                .starts_with("no granted display at")
+        );
+    }
+    // A display that does not answer is refused with the same words.
+    let mut world = viewer_world();
+    world.user.relay_ends = None;
+    let viewer = world.gateway("viewer", true);
+    assert_eq!(viewer.tunnel(&asked), Status::Denied);
+    assert_eq!(world.shown().1, "permission denied");
 }
