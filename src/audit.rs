@@ -315,6 +315,8 @@ pub fn client_from_ssh_connection(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The log reader's split, from the rig the end-to-end suites check records with.
+    use dromaius_rig::direct::message_fields;
 
     fn record<'a>(command: &'a [u8], domain: Option<&'a str>) -> Record<'a> {
         Record {
@@ -385,7 +387,10 @@ mod tests {
         ];
         for domain in hostile {
             let message = record(b"start", Some(domain)).message();
-            let names: Vec<String> = fields(&message).into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = message_fields(&message)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             assert_eq!(
                 names,
                 ["key", "client", "command", "domain", "decision", "outcome"],
@@ -401,32 +406,6 @@ mod tests {
             raw.contains("command=\"st\\xffart \\x1b]0;x\\x07\""),
             "{raw}"
         );
-    }
-
-    /// Splits a record the way a log reader would: `name=value` or `name="value"` with
-    /// backslash escapes, separated by single spaces.
-    fn fields(message: &str) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut chars = message.chars().peekable();
-        while chars.peek().is_some() {
-            let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-            let mut value = String::new();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => value.extend(chars.next()),
-                        '"' => break,
-                        other => value.push(other),
-                    }
-                }
-                chars.next(); // the separating space
-            } else {
-                value = chars.by_ref().take_while(|c| *c != ' ').collect();
-            }
-            out.push((name, value));
-        }
-        out
     }
 
     #[test]

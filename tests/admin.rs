@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Rig, SshKey, dromaius_bin, unique, write_file};
+use common::{Rig, SshKey, code, dromaius_bin, stderr, stdout, unique, write_file};
 
 /// Runs the binary directly (as the admin at a root shell), with a clean environment.
 fn dromaius(args: &[&str], stdin: &[u8]) -> Output {
@@ -31,18 +31,6 @@ fn dromaius(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().expect("wait for dromaius")
 }
 
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -54,18 +42,6 @@ fn canonical_bin() -> PathBuf {
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dromaius.json.example")
-}
-
-/// A config on the rig's libvirt, with `keys` as given.
-fn rig_config(keys: &str) -> PathBuf {
-    let rig = Rig::get();
-    write_file(
-        "dromaius.json",
-        &format!(
-            r#"{{ "connect": "{}", "syslog_socket": "/nonexistent/log", "keys": {keys} }}"#,
-            rig.test_uri()
-        ),
-    )
 }
 
 #[test]
@@ -267,8 +243,8 @@ fn explain_agrees_with_the_gateway() {
     let (web, db) = (unique("web"), unique("db"));
     rig.define(&web);
     rig.define(&db);
-    let config = rig_config(&format!(
-        r#"{{"alice": [{{"domains": ["{web}"]}}, {{"domains": ["{db}"], "commands": ["status"]}}]}}"#
+    let config = rig.unaudited_config(&format!(
+        r#""keys": {{"alice": [{{"domains": ["{web}"]}}, {{"domains": ["{db}"], "commands": ["status"]}}]}}"#
     ));
     let key = rig.authorize_gateway(&config, "alice", "restrict");
     for request in [
@@ -320,8 +296,8 @@ fn keyline_lines_work_pasted_into_authorized_keys() {
     let rig = Rig::get();
     let web = unique("web");
     rig.define(&web);
-    let config = rig_config(&format!(
-        r#"{{"alice": [{{"domains": ["{web}"], "commands": ["status"]}}]}}"#
+    let config = rig.unaudited_config(&format!(
+        r#""keys": {{"alice": [{{"domains": ["{web}"], "commands": ["status"]}}]}}"#
     ));
     for key_type in [
         &["ed25519"][..],
@@ -364,7 +340,7 @@ fn keyline_reads_stdin_and_gives_a_pty_unless_told_not_to() {
     let rig = Rig::get();
     let web = unique("web");
     rig.define(&web);
-    let config = rig_config(&format!(r#"{{"ops": [{{"domains": ["{web}"]}}]}}"#));
+    let config = rig.unaudited_config(&format!(r#""keys": {{"ops": [{{"domains": ["{web}"]}}]}}"#));
     for pty in [true, false] {
         let key = rig.key_pair(&["ed25519"]);
         let public = fs::read(key.private.with_extension("pub")).unwrap();
@@ -469,8 +445,8 @@ fn keyline_refuses_what_is_not_a_public_key() {
 #[test]
 fn check_lints_authorized_keys_line_by_line() {
     let rig = Rig::get();
-    let config = rig_config(
-        r#"{"alice": [{"domains": ["a-*"], "commands": ["status", "console"]}],
+    let config = rig.unaudited_config(
+        r#""keys": {"alice": [{"domains": ["a-*"], "commands": ["status", "console"]}],
             "bob": [{"domains": ["b"], "commands": ["start", "status"]}]}"#,
     );
     let config_text = path_str(&config).to_owned();
@@ -703,7 +679,9 @@ fn check_live_runs_virsh_as_the_gateways_account_and_fails_when_it_cannot_reach(
     let name = unique("live");
     rig.define(&name);
     // The rig's libvirtd runs as nobody, whose socket only nobody (and root) may use.
-    let config = rig_config(&format!(r#"{{"alice": [{{"domains": ["{name}"]}}]}}"#));
+    let config = rig.unaudited_config(&format!(
+        r#""keys": {{"alice": [{{"domains": ["{name}"]}}]}}"#
+    ));
     let as_nobody = dromaius(
         &[
             "--config",

@@ -8,10 +8,10 @@ use dromaius_rig as common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::guest::Guest;
+use common::guest::{Graphics, Guest};
 use common::pty::Signal;
 use common::pty::{Term, assert_none_left, flag_set, one_pid_with, send_signal, stty, terminal_of};
-use common::world::{World, assert_ends, row, summary};
+use common::world::{World, assert_ends, guest_world, row, summary};
 use common::{Rig, unique};
 
 const ALICE: &str = "dromaius (alice)> ";
@@ -19,19 +19,6 @@ const ALICE: &str = "dromaius (alice)> ";
 const ESCAPE: &str = "\x1d";
 /// What the guest prints after each line it was sent, and after its banner.
 const GUEST_PROMPT: &str = "\n> ";
-
-/// A running echo guest and a world whose key `alice` is granted it (with `extra` config).
-fn guest_world(extra: &str) -> (Guest, World) {
-    let rig = Rig::get();
-    let guest = Guest::define(rig, &unique("echo"));
-    guest.start();
-    let world = World::on(
-        &rig.qemu_uri(),
-        &format!(r#"{{"alice": [{{"domains": ["{}"]}}]}}"#, guest.name),
-        extra,
-    );
-    (guest, world)
-}
 
 /// Waits until the console is attached and the guest answers, then checks one echo.
 fn attached(term: &mut Term, word: &str) {
@@ -49,7 +36,7 @@ fn console_marker(guest: &Guest) -> String {
 
 #[test]
 fn console_attaches_echoes_and_returns_to_the_prompt() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
     let key = world.key("--key alice");
     let mut term = world.ssh_tt(&key);
     term.done(ALICE);
@@ -88,14 +75,9 @@ fn console_attaches_echoes_and_returns_to_the_prompt() {
     assert_none_left(&console_marker(&guest), Duration::from_secs(5));
 }
 
-/// What names this world's dromaius processes: the config path on their command line.
-fn dromaius_marker(world: &World) -> String {
-    world.config.display().to_string()
-}
-
 #[test]
 fn one_shot_console_ends_with_the_escape() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
     let key = world.key("--key alice");
     let mut term = Term::spawn(
         world
@@ -106,7 +88,7 @@ fn one_shot_console_ends_with_the_escape() {
     term.send(ESCAPE);
     assert_eq!(term.exit_code(), 0);
     assert_none_left(&console_marker(&guest), Duration::from_secs(5));
-    assert_none_left(&dromaius_marker(&world), Duration::from_secs(5));
+    assert_none_left(&world.marker(), Duration::from_secs(5));
 }
 
 #[test]
@@ -134,7 +116,7 @@ fn console_on_a_shut_off_domain_says_it_is_not_running() {
 
 #[test]
 fn a_second_console_is_told_the_first_holds_it() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
     let key = world.key("--key alice");
     let request = format!("console {}", guest.name);
     let mut first = Term::spawn(world.rig.ssh_tty_command(&key, Some(&request)));
@@ -156,7 +138,7 @@ fn a_second_console_is_told_the_first_holds_it() {
 
 #[test]
 fn a_dropped_ssh_leaves_no_virsh_and_no_dromaius_behind() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
     let key = world.key("--key alice");
     // In a session at the prompt: the client dies mid-console.
     let mut term = world.ssh_tt(&key);
@@ -167,7 +149,7 @@ fn a_dropped_ssh_leaves_no_virsh_and_no_dromaius_behind() {
     term.kill();
     // virsh console ignores SIGHUP and SIGTERM: only dromaius's SIGKILL ends it.
     assert_none_left(&console_marker(&guest), Duration::from_secs(15));
-    assert_none_left(&dromaius_marker(&world), Duration::from_secs(15));
+    assert_none_left(&world.marker(), Duration::from_secs(15));
     let records = summary(&world.records(1));
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
@@ -188,7 +170,7 @@ fn a_dropped_ssh_leaves_no_virsh_and_no_dromaius_behind() {
 
 #[test]
 fn a_hangup_or_sigterm_mid_console_kills_virsh_which_ignores_them() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
     for signal in [Signal::SIGHUP, Signal::SIGTERM] {
         // Directly in a pty that stays open: virsh has no hung-up terminal to notice, so
         // only dromaius's SIGKILL can end it.
@@ -197,7 +179,7 @@ fn a_hangup_or_sigterm_mid_console_kills_virsh_which_ignores_them() {
         term.line(&format!("console {}", guest.name));
         attached(&mut term, signal.as_str());
         let virsh = one_pid_with(&console_marker(&guest), Duration::from_secs(5));
-        let dromaius = one_pid_with(&dromaius_marker(&world), Duration::from_secs(5));
+        let dromaius = one_pid_with(&world.marker(), Duration::from_secs(5));
         send_signal(dromaius, signal);
         term.expect("dromaius: console interrupted");
         assert_eq!(term.exit_code(), 130, "{signal}");
@@ -213,7 +195,7 @@ fn a_hangup_or_sigterm_mid_console_kills_virsh_which_ignores_them() {
 fn the_console_is_not_bound_by_timeout_secs() {
     // The name lookup before the console is bound by timeout_secs like any virsh run, so
     // the limit leaves it room on a loaded machine; the console then outlives it twice over.
-    let (guest, world) = guest_world(r#""timeout_secs": 3,"#);
+    let (guest, world) = guest_world(Graphics::None, None, r#""timeout_secs": 3,"#);
     let key = world.key("--key alice");
     let mut term = Term::spawn(
         world
@@ -230,7 +212,7 @@ fn the_console_is_not_bound_by_timeout_secs() {
 
 #[test]
 fn without_a_terminal_the_console_is_refused_before_virsh_runs() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
     // `restrict` without `pty`, as for a key that is not meant to have a console.
     let key = world
         .rig
@@ -266,7 +248,7 @@ fn kill_virsh(guest: &Guest) {
 
 #[test]
 fn the_terminal_is_restored_when_virsh_is_killed_mid_console() {
-    let (guest, world) = guest_world("");
+    let (guest, world) = guest_world(Graphics::None, None, "");
 
     // One-shot: dromaius exits after virsh dies; the terminal must be as it was before.
     let mut command = Command::new(common::dromaius_bin());
@@ -281,10 +263,7 @@ fn the_terminal_is_restored_when_virsh_is_killed_mid_console() {
     let cooked = ["icanon", "isig", "iexten", "icrnl", "opost", "onlcr"];
     let mut term = Term::spawn(command);
     term.expect("Escape character is ^]");
-    let tty = terminal_of(one_pid_with(
-        &dromaius_marker(&world),
-        Duration::from_secs(5),
-    ));
+    let tty = terminal_of(one_pid_with(&world.marker(), Duration::from_secs(5)));
     attached_already(&mut term, "raw");
     let during = stty(&tty, &[]);
     // (virsh's raw mode leaves onlcr alone: opost off already stops it.)

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::direct::{Invocation, check_record, run_with_timeout, still_running};
-use common::{AuditSink, Rig, dromaius_bin, guest, unique, write_file};
+use common::{AuditSink, Rig, dromaius_bin, guest, stderr, unique, write_file};
 
 const UUID: &str = "6695eb01-f6a4-8304-79aa-97f2502e193f";
 
@@ -87,10 +87,6 @@ fn assert_all_gone(pids: &[u32], what: &str) {
         assert!(Instant::now() < deadline, "{what}: left running: {left:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Every stderr line is prefixed, and none of it is a panic.

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{AuditSink, Libvirtd, Rig, SshKey, Sshd, unique, write_file};
+use common::{AuditSink, Libvirtd, Rig, SshKey, Sshd, code, stderr, stdout, unique, write_file};
 
 /// The three hypervisors, and the URI of the one reached over ssh.
 struct Fleet {
@@ -104,18 +104,6 @@ impl World {
     fn ssh(&self, request: &str) -> Output {
         self.fleet.rig.ssh(&self.key, Some(request), b"")
     }
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 const EVERYWHERE: &str = r#"{"ops": [{"domains": ["*"], "connect": ["one", "two", "far"]}]}"#;

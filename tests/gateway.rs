@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::{AuditSink, Rig, SshKey, dromaius_bin, unique, write_file};
+use common::{AuditSink, Rig, SshKey, code, dromaius_bin, stderr, stdout, unique, write_file};
 
 /// A config, an audit socket and keys for one test, on the shared rig.
 struct World {
@@ -52,18 +52,6 @@ fn forced_key(rig: &Rig, config: &Path, args: &str) -> SshKey {
         config.display()
     );
     rig.authorize(&command, "restrict")
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Every line dromaius writes on stderr starts with `dromaius: `.

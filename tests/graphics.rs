@@ -13,9 +13,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+use common::direct::audit_field;
 use common::guest::{Graphics, Guest};
 use common::pty::{Signal, Term, assert_none_left, send_signal};
-use common::world::{World, row, summary};
+use common::world::{World, guest_world, row, summary};
 use common::{Rig, SshKey, unique};
 
 /// What the echo guest's COM1 shows for Ctrl+Alt+Del: Ctrl, Alt, Delete (extended) pressed,
@@ -27,15 +28,6 @@ const WAIT: Duration = Duration::from_secs(20);
 /// Every command that acts on one domain, so the tests' keys have the new ones too.
 const ALL_COMMANDS: &str = r#"["start", "shutdown", "reboot", "reset", "destroy", "console", "status",
     "suspend", "resume", "ctrl-alt-del", "screenshot", "display"]"#;
-
-/// A running guest with `graphics`, and a world whose key `alice` may do everything to it.
-fn guest_world(graphics: Graphics, extra: &str) -> (Guest, World) {
-    let rig = Rig::get();
-    let guest = Guest::define_with(rig, &unique("gfx"), graphics);
-    guest.start();
-    let world = World::on(&rig.qemu_uri(), &keys_for(&[&guest.name]), extra);
-    (guest, world)
-}
 
 fn keys_for(domains: &[&str]) -> String {
     let domains: Vec<String> = domains.iter().map(|d| format!("\"{d}\"")).collect();
@@ -203,23 +195,9 @@ fn press(relay: &mut dyn Wire, keysym: u32) {
     }
 }
 
-/// What names this world's dromaius processes: the config path on their command line.
-fn dromaius_marker(world: &World) -> String {
-    world.config.display().to_string()
-}
-
-/// The value of `name=` in an audit record.
-fn field<'r>(record: &'r str, name: &str) -> Option<&'r str> {
-    let rest = record.split(&format!(" {name}=")).nth(1)?;
-    Some(match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next().unwrap_or(""),
-        None => rest.split(' ').next().unwrap_or(""),
-    })
-}
-
 #[test]
 fn display_relays_that_domains_vnc_through_ssh_and_its_keys_reach_the_guest() {
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let mut serial = guest.serial();
     let key = world.key("--key alice");
     let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
@@ -231,7 +209,7 @@ fn display_relays_that_domains_vnc_through_ssh_and_its_keys_reach_the_guest() {
     serial.expect("KEY:1e KEY:9e ");
     let (status, stderr) = relay.close();
     assert_eq!(status, Some(0), "{stderr}");
-    assert_none_left(&dromaius_marker(&world), Duration::from_secs(5));
+    assert_none_left(&world.marker(), Duration::from_secs(5));
 
     let records = world.records(2);
     assert_eq!(
@@ -241,19 +219,22 @@ fn display_relays_that_domains_vnc_through_ssh_and_its_keys_reach_the_guest() {
             row("display", &guest.name, "allow", 0)
         ]
     );
-    assert_eq!(field(&records[0], "relay"), Some("start"));
+    assert_eq!(audit_field(&records[0], "relay").as_deref(), Some("start"));
     assert!(
-        field(&records[0], "endpoint").is_some_and(|e| e.starts_with("127.0.0.1:59")),
+        audit_field(&records[0], "endpoint").is_some_and(|e| e.starts_with("127.0.0.1:59")),
         "{}",
         records[0]
     );
-    assert_eq!(field(&records[1], "relay"), Some("end"));
-    assert_eq!(field(&records[1], "reason"), Some("viewer closed"));
-    let to_guest: u64 = field(&records[1], "bytes_to_guest")
+    assert_eq!(audit_field(&records[1], "relay").as_deref(), Some("end"));
+    assert_eq!(
+        audit_field(&records[1], "reason").as_deref(),
+        Some("viewer closed")
+    );
+    let to_guest: u64 = audit_field(&records[1], "bytes_to_guest")
         .unwrap()
         .parse()
         .unwrap();
-    let to_viewer: u64 = field(&records[1], "bytes_to_viewer")
+    let to_viewer: u64 = audit_field(&records[1], "bytes_to_viewer")
         .unwrap()
         .parse()
         .unwrap();
@@ -261,7 +242,7 @@ fn display_relays_that_domains_vnc_through_ssh_and_its_keys_reach_the_guest() {
     // ServerInit and the desktop name, at least.
     assert_eq!(to_guest, 12 + 1 + 1 + 16);
     assert!(to_viewer >= 12 + 2 + 4 + 24, "{}", records[1]);
-    assert!(field(&records[1], "duration_ms").is_some());
+    assert!(audit_field(&records[1], "duration_ms").is_some());
     for record in &records {
         common::direct::check_record(record);
     }
@@ -269,7 +250,7 @@ fn display_relays_that_domains_vnc_through_ssh_and_its_keys_reach_the_guest() {
 
 #[test]
 fn the_readmes_socat_line_serves_a_viewer() {
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     // The README: socat TCP-LISTEN:5901,bind=127.0.0.1,reuseaddr EXEC:'ssh -T dromaius@vm-host
     // display web1' -- with the rig's ssh options in place of dromaius@vm-host's.
@@ -314,13 +295,16 @@ fn the_readmes_socat_line_serves_a_viewer() {
         assert!(Instant::now() < deadline, "socat did not end");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_none_left(&dromaius_marker(&world), Duration::from_secs(10));
-    assert_eq!(field(&world.records(2)[1], "reason"), Some("viewer closed"));
+    assert_none_left(&world.marker(), Duration::from_secs(10));
+    assert_eq!(
+        audit_field(&world.records(2)[1], "reason").as_deref(),
+        Some("viewer closed")
+    );
 }
 
 #[test]
 fn display_on_a_unix_socket_works_the_same() {
-    let (guest, world) = guest_world(Graphics::VncSocket, "");
+    let (guest, world) = guest_world(Graphics::VncSocket, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
     assert_eq!(
@@ -331,7 +315,7 @@ fn display_on_a_unix_socket_works_the_same() {
     assert_eq!(status, Some(0), "{stderr}");
     let records = world.records(2);
     assert!(
-        field(&records[0], "endpoint").is_some_and(|e| e.ends_with("/vnc.sock")),
+        audit_field(&records[0], "endpoint").is_some_and(|e| e.ends_with("/vnc.sock")),
         "{}",
         records[0]
     );
@@ -355,7 +339,7 @@ fn spice_link_main() -> Vec<u8> {
 #[test]
 fn display_relays_spice_one_channel_per_session() {
     for graphics in [Graphics::Spice, Graphics::SpiceSocket] {
-        let (guest, world) = guest_world(graphics, "");
+        let (guest, world) = guest_world(graphics, Some(ALL_COMMANDS), "");
         let key = world.key("--key alice");
         let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
         relay.write(&spice_link_main());
@@ -364,7 +348,7 @@ fn display_relays_spice_one_channel_per_session() {
         let (status, stderr) = relay.close();
         assert_eq!(status, Some(0), "{stderr}");
         let records = world.records(2);
-        let endpoint = field(&records[0], "endpoint").unwrap_or_default();
+        let endpoint = audit_field(&records[0], "endpoint").unwrap_or_default();
         match graphics {
             Graphics::SpiceSocket => assert!(endpoint.ends_with("/spice.sock"), "{endpoint}"),
             _ => assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}"),
@@ -446,7 +430,7 @@ fn display_says_why_when_there_is_nothing_to_relay() {
 
 #[test]
 fn display_is_refused_at_a_terminal_and_at_the_prompt() {
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let request = format!("display {}", guest.name);
     let mut term = Term::spawn(world.rig.ssh_tty_command(&key, Some(&request)));
@@ -467,17 +451,17 @@ fn display_is_refused_at_a_terminal_and_at_the_prompt() {
 
 #[test]
 fn a_viewer_that_vanishes_mid_stream_leaves_nothing_behind() {
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
     assert_eq!(relay.read(12), b"RFB 003.008\n");
     // The client dies without a word: sshd closes the channel.
     send_signal(relay.child.id(), Signal::SIGKILL);
     let _ = relay.wait();
-    assert_none_left(&dromaius_marker(&world), Duration::from_secs(10));
+    assert_none_left(&world.marker(), Duration::from_secs(10));
     let records = world.records(2);
     assert_eq!(records.len(), 2, "{records:?}");
-    assert_eq!(field(&records[1], "relay"), Some("end"));
+    assert_eq!(audit_field(&records[1], "relay").as_deref(), Some("end"));
     // The display is free for the next viewer.
     let mut again = Relay::start(world.rig, &key, &format!("display {}", guest.name));
     assert_eq!(
@@ -489,7 +473,7 @@ fn a_viewer_that_vanishes_mid_stream_leaves_nothing_behind() {
 
 #[test]
 fn revoking_display_closes_an_open_relay() {
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let mut relay = Relay::start(world.rig, &key, &format!("display {}", guest.name));
     handshake(&mut relay);
@@ -507,8 +491,11 @@ fn revoking_display_closes_an_open_relay() {
     assert_eq!(status, Some(77), "{stderr}");
     assert!(stderr.contains("revoked"), "{stderr}");
     let records = world.records(2);
-    assert_eq!(field(&records[1], "reason"), Some("revoked while attached"));
-    assert_eq!(field(&records[1], "outcome"), Some("77"));
+    assert_eq!(
+        audit_field(&records[1], "reason").as_deref(),
+        Some("revoked while attached")
+    );
+    assert_eq!(audit_field(&records[1], "outcome").as_deref(), Some("77"));
 }
 
 /// Width and height from a PNG's IHDR.
@@ -537,7 +524,7 @@ fn screenshot_dirs() -> Vec<String> {
 
 #[test]
 fn a_screenshot_is_the_guests_screen_as_a_png_on_stdout() {
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let request = format!("screenshot {}", guest.name);
     let out = world.rig.ssh(&key, Some(&request), b"");
@@ -577,7 +564,7 @@ fn a_screenshot_is_the_guests_screen_as_a_png_on_stdout() {
 
 #[test]
 fn ctrl_alt_del_reaches_the_guests_keyboard() {
-    let (guest, world) = guest_world(Graphics::None, "");
+    let (guest, world) = guest_world(Graphics::None, Some(ALL_COMMANDS), "");
     let mut serial = guest.serial();
     let key = world.key("--key alice");
     let out = world
@@ -598,7 +585,7 @@ fn ctrl_alt_del_reaches_the_guests_keyboard() {
 
 #[test]
 fn suspend_and_resume_are_seen_in_status() {
-    let (guest, world) = guest_world(Graphics::None, "");
+    let (guest, world) = guest_world(Graphics::None, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let ask = |request: &str| {
         let out = world
@@ -690,7 +677,11 @@ fn each_viewers_tunnel_reaches_its_own_domains_display() {
     assert_eq!(records.len(), 24, "{records:#?}");
     for record in &records {
         common::direct::check_record(record);
-        assert_eq!(field(record, "command"), Some("display"), "{record}");
+        assert_eq!(
+            audit_field(record, "command").as_deref(),
+            Some("display"),
+            "{record}"
+        );
     }
 }
 
@@ -750,7 +741,7 @@ fn a_tunnel_to_anything_else_is_refused_and_connects_nothing() {
     assert!(
         records[..3]
             .iter()
-            .all(|r| field(r, "decision") == Some("deny")),
+            .all(|r| audit_field(r, "decision").as_deref() == Some("deny")),
         "{records:#?}"
     );
 }
@@ -758,7 +749,7 @@ fn a_tunnel_to_anything_else_is_refused_and_connects_nothing() {
 #[test]
 fn revoking_display_ends_an_open_tunnel() {
     use dromaius::tunnel::Viewer;
-    let (guest, world) = guest_world(Graphics::Vnc, "");
+    let (guest, world) = guest_world(Graphics::Vnc, Some(ALL_COMMANDS), "");
     let key = world.key("--key alice");
     let target = tunnel_target(world.rig, &guest);
     let mut relay = Relay::start(
@@ -772,5 +763,8 @@ fn revoking_display_ends_an_open_tunnel() {
     let (status, stderr) = relay.wait();
     assert_eq!(status, Some(77), "{stderr}");
     let records = world.records(2);
-    assert_eq!(field(&records[1], "reason"), Some("revoked while attached"));
+    assert_eq!(
+        audit_field(&records[1], "reason").as_deref(),
+        Some("revoked while attached")
+    );
 }

@@ -21,18 +21,6 @@ fn check(config: &Path) -> Output {
         .expect("run dromaius check")
 }
 
-/// A config on the rig's test driver whose audit goes nowhere, with `fields` after
-/// `connect` (`"keys": ...` and any more).
-fn config_with(rig: &Rig, fields: &str) -> std::path::PathBuf {
-    write_file(
-        "dromaius.json",
-        &format!(
-            r#"{{"connect": "{}", "syslog_socket": "/nonexistent/log", {fields}}}"#,
-            rig.test_uri()
-        ),
-    )
-}
-
 #[test]
 fn a_negated_set_in_a_grant_negates_as_in_bash() {
     let rig = Rig::get();
@@ -40,16 +28,13 @@ fn a_negated_set_in_a_grant_negates_as_in_bash() {
     let (numbered, lettered) = (format!("{prefix}-5"), format!("{prefix}-x"));
     rig.define(&numbered);
     rig.define(&lettered);
-    let config = config_with(
-        rig,
-        &format!(
-            r#""keys": {{"alice": [
+    let config = rig.unaudited_config(&format!(
+        r#""keys": {{"alice": [
                 {{"domains": ["{prefix}-[^0-9]*"], "commands": ["status"]}},
                 {{"domains": ["{prefix}-[![:alpha:]]"], "commands": ["start"]}},
                 {{"domains": ["{prefix}-\\*"], "commands": ["destroy"]}}
             ]}}"#
-        ),
-    );
+    ));
     assert_eq!(
         code(&check(&config)),
         Some(0),
@@ -91,9 +76,7 @@ fn a_pattern_bash_reads_two_ways_refuses_the_config_with_its_line() {
         ("web-+(1|2)", "extended globs"),
         ("web-[0-9", "has no `]`"),
     ] {
-        let config = config_with(
-            rig,
-            &format!(
+        let config = rig.unaudited_config(&format!(
                 "\"keys\": {{\n  \"alice\": [{{\"domains\": [\"ok\"]}}],\n  \"bob\": [{{\"domains\": [\"{pattern}\"]}}]\n}}"
             ),
         );
@@ -120,12 +103,9 @@ fn another_keys_fault_refuses_the_gateway_as_check_does() {
     let hypervisors = format!(r#""hypervisors": {{"hv1": "{uri}"}}"#);
     let bad_grant = format!(r#"[{{"domains": ["x"], "connect": ["hv1", "{uri}"]}}]"#);
 
-    let in_main = config_with(
-        rig,
-        &format!(
-            r#"{hypervisors}, "keys": {{"alice": [{{"domains": ["*"]}}], "bob": {bad_grant}}}"#
-        ),
-    );
+    let in_main = rig.unaudited_config(&format!(
+        r#"{hypervisors}, "keys": {{"alice": [{{"domains": ["*"]}}], "bob": {bad_grant}}}"#
+    ));
     let dir = common::support::make_temp_dir("verdict");
     let in_drop_in = dir.join("dromaius.json");
     std::fs::write(
@@ -230,7 +210,7 @@ fn the_first_request_of_a_session_is_judged_on_the_config_of_now() {
     let wide = r#""keys": {"alice": [{"domains": ["*"], "commands": ["status", "destroy"]}]}"#;
     let narrow = r#""keys": {"alice": [{"domains": ["web1"], "commands": ["status"]}]}"#;
     for (replacement, status) in [(narrow.to_owned(), 77), ("{ not json".to_owned(), 78)] {
-        let config = config_with(rig, wide);
+        let config = rig.unaudited_config(wide);
         let alice = rig.authorize_gateway(&config, "alice", "restrict");
         let mut session = rig
             .ssh_command(&alice, None)

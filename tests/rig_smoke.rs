@@ -2,13 +2,9 @@
 
 use dromaius_rig as common;
 
-use common::{AuditSink, Rig, describe, unique};
+use common::{AuditSink, Rig, describe, stdout, unique};
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn rig_comes_up() {

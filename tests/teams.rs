@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::support::make_temp_dir;
-use common::{AuditSink, Rig, SshKey, Sshd, describe, dromaius_bin, unique};
+use common::{AuditSink, Rig, SshKey, Sshd, code, describe, dromaius_bin, stderr, stdout, unique};
 
 /// A config of a test's own, in a directory of its own (so its `dromaius.d` is its own).
 struct Place {
@@ -77,18 +77,6 @@ fn replace(path: &Path, text: &str) {
     fs::write(&fresh, text).unwrap();
     fs::set_permissions(&fresh, fs::Permissions::from_mode(0o644)).unwrap();
     fs::rename(&fresh, path).unwrap();
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A session fed one line at a time (`printf ... | ssh` with pauses between the lines):

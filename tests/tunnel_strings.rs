@@ -91,6 +91,8 @@ fn virsh_remote_command(ssh: &Path, uri: &str, read_only: bool) -> String {
     String::from_utf8(argv[host + 2].to_vec()).expect("a UTF-8 command")
 }
 
+// Also in src/tunnel/tests.rs: the rig depends on nothing of the library, so it cannot hold
+// a constructor of the library's `Tunnel`.
 fn libvirt(proxy: Proxy, read_only: bool, uri: Option<&str>, socket: Option<&str>) -> Tunnel {
     Tunnel::Libvirt {
         proxy,

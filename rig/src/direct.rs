@@ -333,6 +333,20 @@ pub fn audit_fields(record: &str) -> Vec<(String, String)> {
     let message = record
         .split_once("]: ")
         .map_or(record, |(_, message)| message);
+    message_fields(message)
+}
+
+/// The value of the field `name` in an audit record ([`audit_fields`]), unescaped.
+pub fn audit_field(record: &str, name: &str) -> Option<String> {
+    audit_fields(record)
+        .into_iter()
+        .find(|(field, _)| field == name)
+        .map(|(_, value)| value)
+}
+
+/// The fields of an audit message alone (no `dromaius[PID]: ` before it), split as
+/// [`audit_fields`] splits them. For a message whose values may hold `]: ` themselves.
+pub fn message_fields(message: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = message.chars().peekable();
     while chars.peek().is_some() {
@@ -356,17 +370,14 @@ pub fn audit_fields(record: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Checks that `record` is one escaped record: printable ASCII, one line, exactly the
-/// contract's fields in order, and returns (decision, outcome).
 /// For the record that says how many records a session's flood left unsent
 /// (`dropped=N`, see dromaius's `audit::Auditor`): that number.
 pub fn dropped_in(record: &str) -> Option<usize> {
-    audit_fields(record)
-        .into_iter()
-        .find(|(name, _)| name == "dropped")
-        .and_then(|(_, value)| value.parse().ok())
+    audit_field(record, "dropped").and_then(|value| value.parse().ok())
 }
 
+/// Checks that `record` is one escaped record: printable ASCII, one line, exactly the
+/// contract's fields in order, and returns (decision, outcome).
 pub fn check_record(record: &str) -> (String, u8) {
     assert!(
         record.bytes().all(|b| (0x20..0x7f).contains(&b)),

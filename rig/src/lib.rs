@@ -121,6 +121,19 @@ impl Rig {
         self.libvirtd.test_uri()
     }
 
+    /// A config on the rig's test driver whose audit goes nowhere, with `fields` after
+    /// `connect` (`"keys": ...` and any more), for tests that read no audit records. Its
+    /// first line holds everything before `fields`.
+    pub fn unaudited_config(&self, fields: &str) -> PathBuf {
+        write_file(
+            "dromaius.json",
+            &format!(
+                r#"{{"connect": "{}", "syslog_socket": "/nonexistent/log", {fields}}}"#,
+                self.test_uri()
+            ),
+        )
+    }
+
     /// [`Libvirtd::qemu_uri`] of the rig's libvirtd.
     pub fn qemu_uri(&self) -> String {
         self.libvirtd.qemu_uri()

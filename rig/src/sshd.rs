@@ -264,10 +264,43 @@ impl Sshd {
 
 /// sshd on a free 127.0.0.1 port; returns the port once sshd sends its banner.
 fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16, String> {
-    // sshd's privilege-separation directory.
+    make_privsep_dir()?;
+    let host_key = make_host_key(dir)?;
+    let root_home = make_root_home(dir)?;
+    // The free port is found by binding :0 and letting go; another process could take it
+    // in between, so a bind failure is retried with a new port a few times.
+    let mut failures = String::new();
+    for attempt in 1..=3 {
+        let port = free_port()?;
+        let config = dir.join("sshd_config");
+        let log = dir.join(format!("sshd-{attempt}.log"));
+        fs::write(&config, sshd_config(dir, port, &host_key) + extra)
+            .map_err(|e| format!("write {}: {e}", config.display()))?;
+        let out = dir.join(format!("sshd-{attempt}.out"));
+        children.push(spawn_sshd(dir, &root_home, &config, &log, &out)?);
+        match wait_for_banner(children.last_mut().unwrap(), port, &log) {
+            Startup::Answers => return Ok(port),
+            Startup::Exited { report, port_taken } => {
+                failures.push_str(&report);
+                if !port_taken {
+                    return Err(failures);
+                }
+            }
+            Startup::Silent(why) => return Err(why),
+        }
+    }
+    Err(format!("sshd failed to start three times:\n{failures}"))
+}
+
+/// sshd's privilege-separation directory.
+fn make_privsep_dir() -> Result<(), String> {
     fs::create_dir_all("/run/sshd").map_err(|e| format!("create /run/sshd: {e}"))?;
     fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("chmod /run/sshd: {e}"))?;
+        .map_err(|e| format!("chmod /run/sshd: {e}"))
+}
+
+/// A fresh Ed25519 host key in `dir`; its path.
+fn make_host_key(dir: &Path) -> Result<PathBuf, String> {
     let host_key = dir.join("ssh_host_ed25519_key");
     let mut keygen = clean_command(SSH_KEYGEN, dir);
     keygen
@@ -280,8 +313,12 @@ fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16,
             describe(&out)
         ));
     }
+    Ok(host_key)
+}
 
-    // Root's home, as the forced commands of this sshd see it (see OWN_ROOT_HOME_THEN_EXEC).
+/// Root's home, as the forced commands of this sshd see it (see OWN_ROOT_HOME_THEN_EXEC),
+/// with its `.ssh`; its path.
+fn make_root_home(dir: &Path) -> Result<PathBuf, String> {
     let root_home = dir.join("root-home");
     let dot_ssh = root_home.join(".ssh");
     fs::create_dir_all(&dot_ssh).map_err(|e| format!("create {}: {e}", dot_ssh.display()))?;
@@ -289,71 +326,84 @@ fn start_sshd(dir: &Path, extra: &str, children: &mut Vec<Child>) -> Result<u16,
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| format!("chmod {}: {e}", path.display()))?;
     }
-    // The free port is found by binding :0 and letting go; another process could take it
-    // in between, so a bind failure is retried with a new port a few times.
-    let mut failures = String::new();
-    for attempt in 1..=3 {
-        let port = free_port()?;
-        let config = dir.join("sshd_config");
-        let log = dir.join(format!("sshd-{attempt}.log"));
-        fs::write(&config, sshd_config(dir, port, &host_key) + extra)
-            .map_err(|e| format!("write {}: {e}", config.display()))?;
-        // sshd runs each forced command through root's login shell, and bash started by
-        // sshd sources ~/.bashrc; root's on this image runs `pyenv rehash`, which races
-        // between concurrent logins and prints to stderr before dromaius even starts. In
-        // a private mount namespace of its own, this sshd sees an empty home of its own in
-        // the place of /root: the shell runs no rc file, as the README tells administrators
-        // to arrange, the ssh client of a forced command (libvirt's ssh transport) reads a
-        // ~/.ssh the tests write, and nothing on the host changes.
-        let mut cmd = Command::new(SETPRIV);
-        cmd.args([
-            "--pdeathsig",
-            "KILL",
-            UNSHARE,
-            "--mount",
-            "--propagation",
-            "private",
-        ])
-        .args([SH, "-c", OWN_ROOT_HOME_THEN_EXEC, "sh"])
-        .arg(&root_home)
-        .args([SSHD, "-D", "-f"])
-        .arg(&config)
-        .arg("-E")
-        .arg(&log)
-        .env_clear()
-        .env("PATH", CLEAN_PATH)
-        .current_dir(dir);
-        let child = spawn_logged(cmd, &dir.join(format!("sshd-{attempt}.out")), "sshd")?;
-        children.push(child);
+    Ok(root_home)
+}
 
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if let Some(status) = exited(children.last_mut().unwrap()) {
-                let text = read_log(&log);
-                failures.push_str(&format!(
+/// Starts sshd in the foreground with `config`, logging to `log` (its own output to `out`).
+///
+/// sshd runs each forced command through root's login shell, and bash started by sshd
+/// sources ~/.bashrc; root's on this image runs `pyenv rehash`, which races between
+/// concurrent logins and prints to stderr before dromaius even starts. In a private mount
+/// namespace of its own, this sshd sees an empty home of its own in the place of /root:
+/// the shell runs no rc file, as the README tells administrators to arrange, the ssh
+/// client of a forced command (libvirt's ssh transport) reads a ~/.ssh the tests write, and
+/// nothing on the host changes.
+fn spawn_sshd(
+    dir: &Path,
+    root_home: &Path,
+    config: &Path,
+    log: &Path,
+    out: &Path,
+) -> Result<Child, String> {
+    let mut cmd = Command::new(SETPRIV);
+    cmd.args([
+        "--pdeathsig",
+        "KILL",
+        UNSHARE,
+        "--mount",
+        "--propagation",
+        "private",
+    ])
+    .args([SH, "-c", OWN_ROOT_HOME_THEN_EXEC, "sh"])
+    .arg(root_home)
+    .args([SSHD, "-D", "-f"])
+    .arg(config)
+    .arg("-E")
+    .arg(log)
+    .env_clear()
+    .env("PATH", CLEAN_PATH)
+    .current_dir(dir);
+    spawn_logged(cmd, out, "sshd")
+}
+
+/// How a started sshd turned out.
+enum Startup {
+    /// It sends its banner on the port.
+    Answers,
+    /// It exited: its log, and whether it lost the port to another process (worth another
+    /// try on a new port).
+    Exited { report: String, port_taken: bool },
+    /// It is still running but did not answer within [`STARTUP_DEADLINE`].
+    Silent(String),
+}
+
+/// Waits for `sshd` to answer on `port`, to exit, or for [`STARTUP_DEADLINE`] to pass.
+fn wait_for_banner(sshd: &mut Child, port: u16, log: &Path) -> Startup {
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    loop {
+        if let Some(status) = exited(sshd) {
+            let text = read_log(log);
+            return Startup::Exited {
+                report: format!(
                     "sshd on port {port} exited ({status}); its log ({}):\n{text}\n",
                     log.display(),
-                ));
-                if text.contains("Address already in use") {
-                    break; // lost the port race: try another port
-                }
-                return Err(failures);
-            }
-            if sshd_answers(port) {
-                return Ok(port);
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "sshd did not answer on 127.0.0.1:{port} within {STARTUP_DEADLINE:?}; \
-                     its log ({}):\n{}",
-                    log.display(),
-                    read_log(&log)
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
+                ),
+                port_taken: text.contains("Address already in use"),
+            };
         }
+        if sshd_answers(port) {
+            return Startup::Answers;
+        }
+        if Instant::now() > deadline {
+            return Startup::Silent(format!(
+                "sshd did not answer on 127.0.0.1:{port} within {STARTUP_DEADLINE:?}; \
+                 its log ({}):\n{}",
+                log.display(),
+                read_log(log)
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("sshd failed to start three times:\n{failures}"))
 }
 
 fn sshd_config(dir: &Path, port: u16, host_key: &Path) -> String {

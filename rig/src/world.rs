@@ -1,10 +1,13 @@
 //! A test's own config, audit socket and keys on the shared rig, for the suites that meet
-//! dromaius at a terminal (prompt, console), and compact views of its audit records.
+//! dromaius at a terminal (prompt, console, display), a running guest with such a world,
+//! and compact views of its audit records.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use super::direct::audit_field;
+use super::guest::{Graphics, Guest};
 use super::pty::Term;
 use super::{AuditSink, Rig, SshKey, dromaius_bin, unique, write_file};
 
@@ -83,19 +86,37 @@ impl World {
     pub fn records(&self, at_least: usize) -> Vec<String> {
         self.audit.records(at_least, Duration::from_secs(5))
     }
+
+    /// What names this world's dromaius processes: the config path on their command line.
+    pub fn marker(&self) -> String {
+        self.config.display().to_string()
+    }
+}
+
+/// A running echo guest with `graphics` on the rig's QEMU, and a world on it whose key
+/// `alice` is granted that guest: `commands` is the grant's JSON list of commands (`None`:
+/// the default ones), `extra` more top-level config as for [`World::new`].
+pub fn guest_world(graphics: Graphics, commands: Option<&str>, extra: &str) -> (Guest, World) {
+    let rig = Rig::get();
+    let guest = Guest::define_with(rig, &unique("echo"), graphics);
+    guest.start();
+    let commands = commands
+        .map(|commands| format!(r#", "commands": {commands}"#))
+        .unwrap_or_default();
+    let world = World::on(
+        &rig.qemu_uri(),
+        &format!(
+            r#"{{"alice": [{{"domains": ["{}"]{commands}}}]}}"#,
+            guest.name
+        ),
+        extra,
+    );
+    (guest, world)
 }
 
 /// `(command, domain, decision, outcome)` of each record, for compact assertions.
 pub fn summary(records: &[String]) -> Vec<(String, String, String, String)> {
-    let field = |record: &str, name: &str| -> String {
-        let Some(rest) = record.split(&format!(" {name}=")).nth(1) else {
-            return String::new();
-        };
-        match rest.strip_prefix('"') {
-            Some(quoted) => quoted.split('"').next().unwrap_or("").to_owned(),
-            None => rest.split(' ').next().unwrap_or("").to_owned(),
-        }
-    };
+    let field = |record: &str, name: &str| audit_field(record, name).unwrap_or_default();
     records
         .iter()
         .map(|r| {

@@ -332,6 +332,22 @@ fn lint_entry(
     context: &Context<'_>,
     report: &mut dyn FnMut(bool, String),
 ) -> bool {
+    let Some(words) = forced_words(options, report) else {
+        return false;
+    };
+    if !lint_program(&words[0], context, report) {
+        return false;
+    }
+    lint_arguments(&words, options, context, report);
+    true
+}
+
+/// The words of the forced command, at least one; `None`, said why, when there is no
+/// forced command or it is not plain words.
+fn forced_words(
+    options: &[(String, Option<String>)],
+    report: &mut dyn FnMut(bool, String),
+) -> Option<Vec<String>> {
     let Some(command) = options
         .iter()
         .find(|(name, _)| name == "command")
@@ -343,7 +359,7 @@ fn lint_entry(
              (unless sshd_config forces a command for it)"
                 .into(),
         );
-        return false;
+        return None;
     };
     let words = match shell_words(command) {
         Ok(words) => words,
@@ -352,13 +368,23 @@ fn lint_entry(
                 true,
                 format!("the forced command {why}; write it as plain words so it can be checked"),
             );
-            return false;
+            return None;
         }
     };
-    let Some(program) = words.first() else {
+    if words.is_empty() {
         report(true, "the forced command is empty".into());
-        return false;
-    };
+        return None;
+    }
+    Some(words)
+}
+
+/// Whether the forced command runs dromaius at all; if it does, whether it is this binary
+/// by an absolute path.
+fn lint_program(
+    program: &str,
+    context: &Context<'_>,
+    report: &mut dyn FnMut(bool, String),
+) -> bool {
     let resolved = (context.resolve)(Path::new(program));
     let is_this_binary = resolved.as_deref() == Some(context.binary);
     let named_dromaius = Path::new(program).file_name() == Some("dromaius".as_ref());
@@ -394,8 +420,17 @@ fn lint_entry(
             ),
         );
     }
+    true
+}
 
-    // What the gateway itself would make of these words: the same function decides.
+/// What the gateway itself would make of the words (the same function decides), then the
+/// forwarding the options leave on and what the gateway would do with the line.
+fn lint_arguments(
+    words: &[String],
+    options: &[(String, Option<String>)],
+    context: &Context<'_>,
+    report: &mut dyn FnMut(bool, String),
+) {
     let gateway = match cli::parse(words.iter().map(OsString::from)) {
         Ok(Invocation::Gateway(gateway)) => gateway,
         Ok(Invocation::Admin { .. }) => {
@@ -403,24 +438,23 @@ fn lint_entry(
                 true,
                 "runs an administrator subcommand, not the gateway".into(),
             );
-            return true;
+            return;
         }
         Err(ArgsError::Meaningless(why)) => {
             lint_forwarding(options, report);
             report(true, format!("{why}: dromaius refuses it"));
-            return true;
+            return;
         }
         Err(error) => {
             report(
                 true,
                 format!("dromaius would refuse its arguments: {error}"),
             );
-            return true;
+            return;
         }
     };
     let allowed = lint_forwarding(options, report);
     lint_gateway(allowed, context, &gateway, report);
-    true
 }
 
 /// Forwarding left on is a problem whatever the command; returns what the options allow.

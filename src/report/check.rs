@@ -11,12 +11,16 @@
 //! - a key with no grants;
 //! - an exact domain name that virsh would read as a domain id or UUID (dromaius resolves
 //!   names to UUIDs itself, but other tools that pass it to virsh would not reach it);
-//! - a key name `keyline` cannot put in a forced command.
+//! - a key name `keyline` cannot put in a forced command;
+//! - a grant that has expired or expires within 7 days;
+//! - a grant of `display` on a hypervisor not on this host, where display is refused;
+//! - a named hypervisor that nothing acts on.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::action::{Action, ActionSet};
-use crate::config::{Config, DomainPattern, Grant};
+use crate::config::{Config, DomainPattern, Grant, Group, HypervisorId};
 use crate::escape::escape;
 use crate::lookup::{self, Reading};
 
@@ -60,9 +64,38 @@ fn commands_text(commands: ActionSet) -> String {
 
 /// The summary printed when the config is valid.
 pub fn summary(config: &Config, file: &str) -> String {
-    let grants: usize = config.keys.values().map(Vec::len).sum();
     let mut out = String::new();
     let _ = writeln!(out, "{file}: valid");
+    settings(&mut out, config);
+    for group in &config.groups {
+        group_line(&mut out, config, group);
+    }
+    for hypervisor in config.hypervisors.iter() {
+        if let Some(name) = &hypervisor.name {
+            let _ = writeln!(
+                out,
+                "  hypervisor {}: {}",
+                escape(name),
+                escape(&hypervisor.uri)
+            );
+        }
+    }
+    counts(&mut out, config);
+    for (name, grants) in sorted_keys(config) {
+        let _ = writeln!(out, "  key {}", escape(name));
+        if grants.is_empty() {
+            let _ = writeln!(out, "    (no grants: every request is refused)");
+        }
+        for (index, grant) in grants.iter().enumerate() {
+            grant_line(&mut out, config, index, grant);
+        }
+    }
+    out
+}
+
+/// virsh, the default hypervisors, the timeout, the audit socket, and the files read
+/// after the main one.
+fn settings(out: &mut String, config: &Config) {
     let _ = writeln!(
         out,
         "  virsh {}, connect {}, timeout {} s, audit to {}",
@@ -80,38 +113,35 @@ pub fn summary(config: &Config, file: &str) -> String {
     for extra in config.files.iter().skip(1) {
         let _ = writeln!(out, "  and {}", escape(&extra.to_string_lossy()));
     }
-    for group in &config.groups {
-        let members: Vec<String> = group.members.iter().map(|m| escape(m)).collect();
-        let _ = writeln!(
-            out,
-            "  group {} ({}): {}",
-            escape(&group.name),
-            escape(&format!(
-                "{}:{}",
-                config
-                    .files
-                    .get(group.file)
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                group.line
-            )),
-            if members.is_empty() {
-                "(no members)".to_owned()
-            } else {
-                members.join(" ")
-            }
-        );
-    }
-    for hypervisor in config.hypervisors.iter() {
-        if let Some(name) = &hypervisor.name {
-            let _ = writeln!(
-                out,
-                "  hypervisor {}: {}",
-                escape(name),
-                escape(&hypervisor.uri)
-            );
+}
+
+/// A group: where it is defined, and its members.
+fn group_line(out: &mut String, config: &Config, group: &Group) {
+    let members: Vec<String> = group.members.iter().map(|m| escape(m)).collect();
+    let _ = writeln!(
+        out,
+        "  group {} ({}): {}",
+        escape(&group.name),
+        escape(&format!(
+            "{}:{}",
+            config
+                .files
+                .get(group.file)
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            group.line
+        )),
+        if members.is_empty() {
+            "(no members)".to_owned()
+        } else {
+            members.join(" ")
         }
-    }
+    );
+}
+
+/// How many keys and grants, and the `AllowedHosts`.
+fn counts(out: &mut String, config: &Config) {
+    let grants: usize = config.keys.values().map(Vec::len).sum();
     let hosts = if config.allowed_hosts.is_empty() {
         "none".to_string()
     } else {
@@ -133,46 +163,41 @@ pub fn summary(config: &Config, file: &str) -> String {
         },
         if grants == 1 { "grant" } else { "grants" },
     );
-    for (name, grants) in sorted_keys(config) {
-        let _ = writeln!(out, "  key {}", escape(name));
-        if grants.is_empty() {
-            let _ = writeln!(out, "    (no grants: every request is refused)");
-        }
-        for (index, grant) in grants.iter().enumerate() {
-            let domains: Vec<String> = grant
-                .domains
-                .iter()
-                .map(|p| escape(pattern_text(p)))
-                .collect();
-            let connect = match &grant.connect {
-                Some(_) => format!(" (connect {})", uris_text(&config.uris_of(grant))),
-                None => String::new(),
-            };
-            let place = if grant.file == 0 {
-                format!("line {}", grant.line)
-            } else {
-                config.place_of(grant)
-            };
-            let group = grant
-                .group
-                .as_deref()
-                .map(|g| format!(" (group {})", escape(g)))
-                .unwrap_or_default();
-            let expires = grant
-                .expires
-                .as_ref()
-                .map(|e| format!(" (expires {})", escape(&e.text)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "    #{} {place}: {} -> {}{connect}{group}{expires}",
-                index + 1,
-                domains.join(" "),
-                commands_text(grant.commands),
-            );
-        }
-    }
-    out
+}
+
+/// One grant of a key: where it is, its domains and commands, and what limits it.
+fn grant_line(out: &mut String, config: &Config, index: usize, grant: &Grant) {
+    let domains: Vec<String> = grant
+        .domains
+        .iter()
+        .map(|p| escape(pattern_text(p)))
+        .collect();
+    let connect = match &grant.connect {
+        Some(_) => format!(" (connect {})", uris_text(&config.uris_of(grant))),
+        None => String::new(),
+    };
+    let place = if grant.file == 0 {
+        format!("line {}", grant.line)
+    } else {
+        config.place_of(grant)
+    };
+    let group = grant
+        .group
+        .as_deref()
+        .map(|g| format!(" (group {})", escape(g)))
+        .unwrap_or_default();
+    let expires = grant
+        .expires
+        .as_ref()
+        .map(|e| format!(" (expires {})", escape(&e.text)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "    #{} {place}: {} -> {}{connect}{group}{expires}",
+        index + 1,
+        domains.join(" "),
+        commands_text(grant.commands),
+    );
 }
 
 /// Every warning, in file order, as of now.
@@ -180,11 +205,41 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
     warnings_at(config, crate::expiry::now())
 }
 
-/// Every warning, in file order, as of `now` (Unix seconds).
+/// Every warning, in file order, as of `now` (Unix seconds). Each kind of warning is one
+/// function below; they are asked in this order, key by key and grant by grant where they
+/// concern one, so that warnings on the same line keep this order after the sort.
 pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
+    let mut warnings = expiring_grants(config, now);
+    // A group's grant is every member's: it is told of once.
+    let mut display_told = HashSet::new();
+    for (name, grants) in sorted_keys(config) {
+        warnings.extend(key_name_keyline_refuses(name, grants));
+        warnings.extend(key_without_grants(name, grants));
+        for (index, grant) in grants.iter().enumerate() {
+            if grant.commands.contains(Action::Display)
+                && display_told.insert((grant.file, grant.line))
+            {
+                warnings.extend(display_not_here(config, name, index, grant));
+            }
+            warnings.extend(never_decides(name, &grants[..index], grant));
+        }
+    }
+    warnings.extend(unused_hypervisors(config));
+    warnings.extend(names_virsh_misreads(config));
+    warnings.sort_by_key(|w| (w.file, w.line.unwrap_or(0)));
+    warnings
+}
+
+/// How a warning names a key's grant: `key "K", grant #N`.
+fn grant_at(key: &str, index: usize) -> String {
+    format!("key \"{}\", grant #{}", escape(key), index + 1)
+}
+
+/// Grants that have expired or expire within 7 days, each once (a group's grant is every
+/// member's).
+fn expiring_grants(config: &Config, now: i64) -> Vec<Warning> {
     let mut warnings = Vec::new();
-    // Expired and soon-expiring grants, each once (a group's grant is every member's).
-    let mut told = std::collections::HashSet::new();
+    let mut told = HashSet::new();
     for (name, grants) in sorted_keys(config) {
         for (index, grant) in grants.iter().enumerate() {
             let Some(expiry) = &grant.expires else {
@@ -195,7 +250,7 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
             }
             let whose = match &grant.group {
                 Some(group) => format!("group \"{}\"", escape(group)),
-                None => format!("key \"{}\", grant #{}", escape(name), index + 1),
+                None => grant_at(name, index),
             };
             let when = escape(&expiry.to_string());
             let message = if expiry.has_ended(now) {
@@ -212,88 +267,97 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
             });
         }
     }
-    let mut display_told = std::collections::HashSet::new();
-    for (name, grants) in sorted_keys(config) {
-        let key = escape(name);
-        if let Err(why) = super::keyline::check_key_name(name) {
-            let line = grants.first().map(|g| g.line);
-            warnings.push(Warning {
-                file: grants.first().map_or(0, |g| g.file),
-                line,
-                message: format!("key \"{key}\": keyline cannot make a line for it: {why}"),
-            });
-        }
-        if grants.is_empty() {
-            warnings.push(Warning {
-                file: 0,
-                line: None,
-                message: format!("key \"{key}\" has no grants: every request with it is refused"),
-            });
-        }
-        for (index, grant) in grants.iter().enumerate() {
-            let earlier = &grants[..index];
-            let at = format!("key \"{key}\", grant #{}", index + 1);
-            if grant.commands.contains(Action::Display)
-                && display_told.insert((grant.file, grant.line))
-            {
-                let whose = match &grant.group {
-                    Some(group) => format!("group \"{}\"", escape(group)),
-                    None => at.clone(),
-                };
-                let remote: Vec<String> = config
-                    .hypervisors_of(grant)
-                    .iter()
-                    .map(|id| config.hypervisor(*id))
-                    .filter(|at| !at.is_local())
-                    .map(|at| escape(&at.label()))
-                    .collect();
-                if !remote.is_empty() {
-                    warnings.push(Warning {
-                        file: grant.file,
-                        line: Some(grant.line),
-                        message: format!(
-                            "{whose} grants display on {}, not on this host: display is refused \
-                             there (only a hypervisor on this host has its graphical console \
-                             relayed)",
-                            remote.join(", ")
-                        ),
-                    });
-                }
-            }
-            if let Some(same) = earlier.iter().position(|e| same_grant(e, grant)) {
-                warnings.push(Warning {
-                    file: grant.file,
-                    line: Some(grant.line),
-                    message: format!(
-                        "{at} is a duplicate of grant #{} (line {})",
-                        same + 1,
-                        earlier[same].line
-                    ),
-                });
-            } else if let Some(deciders) = shadowed_by(earlier, grant) {
-                let list: Vec<String> = deciders
-                    .iter()
-                    .map(|i| format!("#{} (line {})", i + 1, earlier[*i].line))
-                    .collect();
-                warnings.push(Warning {
-                    file: grant.file,
-                    line: Some(grant.line),
-                    message: format!(
-                        "{at} can never match: every domain and command it names is decided \
-                         first by grant {}",
-                        list.join(", ")
-                    ),
-                });
-            }
-        }
+    warnings
+}
+
+/// A key name `keyline` cannot put in a forced command.
+fn key_name_keyline_refuses(name: &str, grants: &[Grant]) -> Option<Warning> {
+    let why = super::keyline::check_key_name(name).err()?;
+    Some(Warning {
+        file: grants.first().map_or(0, |g| g.file),
+        line: grants.first().map(|g| g.line),
+        message: format!(
+            "key \"{}\": keyline cannot make a line for it: {why}",
+            escape(name)
+        ),
+    })
+}
+
+/// A key with no grants.
+fn key_without_grants(name: &str, grants: &[Grant]) -> Option<Warning> {
+    grants.is_empty().then(|| Warning {
+        file: 0,
+        line: None,
+        message: format!(
+            "key \"{}\" has no grants: every request with it is refused",
+            escape(name)
+        ),
+    })
+}
+
+/// A grant of `display` on hypervisors not on this host, where display is refused.
+fn display_not_here(config: &Config, name: &str, index: usize, grant: &Grant) -> Option<Warning> {
+    let remote: Vec<String> = config
+        .hypervisors_of(grant)
+        .iter()
+        .map(|id| config.hypervisor(*id))
+        .filter(|at| !at.is_local())
+        .map(|at| escape(&at.label()))
+        .collect();
+    if remote.is_empty() {
+        return None;
     }
+    let whose = match &grant.group {
+        Some(group) => format!("group \"{}\"", escape(group)),
+        None => grant_at(name, index),
+    };
+    Some(Warning {
+        file: grant.file,
+        line: Some(grant.line),
+        message: format!(
+            "{whose} grants display on {}, not on this host: display is refused there (only \
+             a hypervisor on this host has its graphical console relayed)",
+            remote.join(", ")
+        ),
+    })
+}
+
+/// A grant that can never decide anything: a duplicate of an earlier grant of the same
+/// key, or one whose every (pattern, command) an earlier grant surely takes.
+fn never_decides(name: &str, earlier: &[Grant], grant: &Grant) -> Option<Warning> {
+    let at = grant_at(name, earlier.len());
+    let message = if let Some(same) = earlier.iter().position(|e| same_grant(e, grant)) {
+        format!(
+            "{at} is a duplicate of grant #{} (line {})",
+            same + 1,
+            earlier[same].line
+        )
+    } else {
+        let list: Vec<String> = shadowed_by(earlier, grant)?
+            .iter()
+            .map(|i| format!("#{} (line {})", i + 1, earlier[*i].line))
+            .collect();
+        format!(
+            "{at} can never match: every domain and command it names is decided first by \
+             grant {}",
+            list.join(", ")
+        )
+    };
+    Some(Warning {
+        file: grant.file,
+        line: Some(grant.line),
+        message,
+    })
+}
+
+/// Named hypervisors that no grant, and no `AllowedHosts` session, acts on.
+fn unused_hypervisors(config: &Config) -> Vec<Warning> {
+    let mut warnings = Vec::new();
     for hypervisor in &config.hypervisors {
         let Some(name) = &hypervisor.name else {
             continue;
         };
-        let used = |ids: &[crate::config::HypervisorId]| {
-            ids.iter().any(|id| config.hypervisor(*id) == hypervisor)
-        };
+        let used = |ids: &[HypervisorId]| ids.iter().any(|id| config.hypervisor(*id) == hypervisor);
         let by_grants = config
             .keys
             .values()
@@ -313,7 +377,12 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
             });
         }
     }
-    let mut seen = std::collections::HashSet::new();
+    warnings
+}
+
+/// Exact domain names (of grants, then of `AllowedHosts`) that virsh would read as a
+/// domain id or UUID, each once, where it is first named.
+fn names_virsh_misreads(config: &Config) -> Vec<Warning> {
     let exact_names = sorted_keys(config).into_iter().flat_map(|(name, grants)| {
         grants.iter().enumerate().flat_map(move |(index, grant)| {
             grant.domains.iter().filter_map(move |p| match p {
@@ -321,7 +390,7 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
                     domain.as_str(),
                     grant.file,
                     Some(grant.line),
-                    format!("key \"{}\", grant #{}", escape(name), index + 1),
+                    grant_at(name, index),
                 )),
                 DomainPattern::Glob(_) => None,
             })
@@ -331,6 +400,8 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
         .allowed_hosts
         .iter()
         .map(|h| (h.as_str(), 0, None, "AllowedHosts".to_string()));
+    let mut warnings = Vec::new();
+    let mut seen = HashSet::new();
     for (domain, file, line, at) in exact_names.chain(hosts) {
         if !seen.insert(domain) {
             continue;
@@ -348,7 +419,6 @@ pub fn warnings_at(config: &Config, now: i64) -> Vec<Warning> {
             });
         }
     }
-    warnings.sort_by_key(|w| (w.file, w.line.unwrap_or(0)));
     warnings
 }
 

@@ -76,49 +76,20 @@ fn commands(set: ActionSet) -> String {
     set.iter().map(Action::name).collect::<Vec<_>>().join(" ")
 }
 
-/// Writes the report of a live check.
+/// Writes the report of a live check: each hypervisor's answer, each existing domain with
+/// who may act on it and what needs a look, the grants that match nothing, and a summary.
 pub fn report(config: &Config, answers: &[(HypervisorId, Answer)], now: i64) -> Live {
-    let mut text = String::new();
-    let label = |id: HypervisorId| {
-        let at = config.hypervisor(id);
-        match &at.name {
-            Some(name) => format!("{} ({})", escape(name), escape(&at.uri)),
-            None => escape(&at.label()),
-        }
+    let mut report = Report {
+        config,
+        answers,
+        now,
+        text: String::new(),
+        counts: Counts::default(),
     };
-    let mut unreachable = 0;
     for (id, answer) in answers {
-        let _ = match (&answer.listing, &answer.read_write) {
-            (Ok(domains), read_write) => {
-                let _ = write!(
-                    text,
-                    "hypervisor {}: reachable, {} domain{}",
-                    label(*id),
-                    domains.len(),
-                    if domains.len() == 1 { "" } else { "s" }
-                );
-                match read_write {
-                    Ok(()) => writeln!(text),
-                    Err(why) => {
-                        unreachable += 1;
-                        writeln!(text, "; but NOT for actions (read-write): {why}")
-                    }
-                }
-            }
-            (Err(why), _) => {
-                unreachable += 1;
-                writeln!(text, "hypervisor {}: NOT reachable: {why}", label(*id))
-            }
-        };
+        report.hypervisor(*id, answer);
     }
-
-    // Every existing domain, by name, then in the order the hypervisors were asked.
-    let mut domains: BTreeMap<&str, Vec<(HypervisorId, &Listed)>> = BTreeMap::new();
-    for (id, answer) in answers {
-        for listed in answer.listing.iter().flatten() {
-            domains.entry(&listed.name).or_default().push((*id, listed));
-        }
-    }
+    let domains = existing_domains(answers);
     let mut keys: Vec<(&String, &Vec<Grant>)> = config.keys.iter().collect();
     keys.sort_by(|a, b| a.0.cmp(b.0));
     // Judged as of one moment, each key once, for every domain.
@@ -126,150 +97,270 @@ pub fn report(config: &Config, answers: &[(HypervisorId, Answer)], now: i64) -> 
         .iter()
         .map(|(key, _)| Subject::at(config, key, None, now))
         .collect();
-    let (mut unowned, mut shared, mut ambiguous, mut twice) = (0, 0, 0, 0);
     for (name, places) in &domains {
         for (id, listed) in places {
-            let state = match listed.id {
-                Some(n) => format!("active, id {n}"),
-                None => "shut off".to_owned(),
-            };
-            let _ = writeln!(text, "domain {} on {} ({state})", escape(name), label(*id));
-            let holders = holders(&subjects, name, *id);
-            let bound =
-                config.allowed_hosts.iter().any(|h| h == name) && config.connect.contains(id);
-            if holders.is_empty() && !bound {
-                unowned += 1;
-                let _ = writeln!(text, "  no key may act on it");
-            }
-            for (key, grants) in &holders {
-                let how: Vec<String> = grants
-                    .iter()
-                    .map(|(grant, set)| {
-                        let by = match grant.and_then(|i| Some((i, config.keys.get(key)?.get(i)?)))
-                        {
-                            Some((index, grant)) => grant_named(config, index, grant),
-                            None => "AllowedHosts".to_owned(),
-                        };
-                        format!("{} by {by}", commands(*set))
-                    })
-                    .collect();
-                let _ = writeln!(text, "  key {}: {}", escape(key), how.join("; "));
-            }
-            if bound {
-                let _ = writeln!(
-                    text,
-                    "  AllowedHosts: any key in a -host session bound to it: {}",
-                    commands(ActionSet::DEFAULT)
-                );
-            }
-            if holders.len() + usize::from(bound) > 1 {
-                shared += 1;
-                let mut who: Vec<String> = holders.iter().map(|(k, _)| escape(k)).collect();
-                if bound {
-                    who.push("AllowedHosts sessions".into());
-                }
-                let _ = writeln!(
-                    text,
-                    "  ! more than one key may act on it: {}",
-                    who.join(", ")
-                );
-            }
-            if let Some(reading) = lookup::reading(name) {
-                ambiguous += 1;
-                let _ = writeln!(
-                    text,
-                    "  ! virsh reads the name {} as {}; dromaius acts on it by UUID, but \
-                     people and scripts passing the name to virsh reach {}",
-                    escape(name),
-                    reading_text(&reading),
-                    what_it_reaches(name, &reading, answers, *id)
-                );
-            }
+            report.domain(name, *id, listed, &subjects);
         }
-        if places.len() > 1 {
-            twice += 1;
-            let on: Vec<String> = places.iter().map(|(id, _)| label(*id)).collect();
-            let _ = writeln!(
-                text,
-                "  ! {} is defined on {}: a grant on more than one of them acts where it is \
-                 active, and never starts it while two define it",
-                escape(name),
-                on.join(" and ")
-            );
-        }
+        report.defined_twice(name, places);
     }
-
-    // Grants that match no existing domain where they look.
-    let mut idle_grants = 0;
+    // Each grant once, though every key of its group holds it.
     let mut told = HashSet::new();
     for (key, grants) in keys {
         for (index, grant) in grants.iter().enumerate() {
-            if !told.insert((grant.file, grant.line)) {
-                continue;
-            }
-            let whose = match &grant.group {
-                Some(group) => format!("group {}", escape(group)),
-                None => format!("key {}", escape(key)),
-            };
-            let named = grant_named(config, index, grant);
-            if grant.expires.as_ref().is_some_and(|e| e.has_ended(now)) {
-                let _ = writeln!(text, "{whose}, {named}: expired, matches nothing");
-                continue;
-            }
-            let looked: Vec<&(HypervisorId, Answer)> = answers
-                .iter()
-                .filter(|(id, _)| config.hypervisors_of(grant).contains(id))
-                .collect();
-            let matched = looked.iter().any(|(_, answer)| {
-                answer
-                    .listing
-                    .iter()
-                    .flatten()
-                    .any(|listed| grant.matches_domain(&listed.name))
-            });
-            if !matched {
-                idle_grants += 1;
-                let silent: Vec<String> = looked
-                    .iter()
-                    .filter(|(_, answer)| answer.listing.is_err())
-                    .map(|(id, _)| label(*id))
-                    .collect();
-                let patterns: Vec<String> =
-                    grant.domains.iter().map(|p| escape(p.text())).collect();
-                let _ = write!(
-                    text,
-                    "{whose}, {named}: {} matches no existing domain",
-                    patterns.join(" ")
-                );
-                let _ = if silent.is_empty() {
-                    writeln!(text)
-                } else {
-                    writeln!(
-                        text,
-                        " on the hypervisors that answered ({} did not)",
-                        silent.join(", ")
-                    )
-                };
+            if told.insert((grant.file, grant.line)) {
+                report.idle_grant(key, index, grant);
             }
         }
     }
-
-    let _ = writeln!(
-        text,
-        "summary: {} hypervisor{}, {unreachable} unreachable; {} domain name{}, {unowned} \
-         that no key may act on, {shared} that more than one key may act on, {twice} defined \
-         on more than one hypervisor, {ambiguous} that virsh reads as an id or a UUID; \
-         {idle_grants} grant{} that match{} no domain",
-        answers.len(),
-        if answers.len() == 1 { "" } else { "s" },
-        domains.len(),
-        if domains.len() == 1 { "" } else { "s" },
-        if idle_grants == 1 { "" } else { "s" },
-        if idle_grants == 1 { "es" } else { "" },
-    );
+    report.summary(domains.len());
     Live {
-        text,
-        all_reachable: unreachable == 0,
+        all_reachable: report.counts.unreachable == 0,
+        text: report.text,
+    }
+}
+
+/// Every existing domain, by name, then in the order the hypervisors were asked.
+type Domains<'a> = BTreeMap<&'a str, Vec<(HypervisorId, &'a Listed)>>;
+
+fn existing_domains(answers: &[(HypervisorId, Answer)]) -> Domains<'_> {
+    let mut domains: Domains<'_> = BTreeMap::new();
+    for (id, answer) in answers {
+        for listed in answer.listing.iter().flatten() {
+            domains.entry(&listed.name).or_default().push((*id, listed));
+        }
+    }
+    domains
+}
+
+/// The report being written, and what its summary line counts.
+struct Report<'a> {
+    config: &'a Config,
+    answers: &'a [(HypervisorId, Answer)],
+    now: i64,
+    text: String,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    unreachable: usize,
+    unowned: usize,
+    shared: usize,
+    ambiguous: usize,
+    twice: usize,
+    idle_grants: usize,
+}
+
+impl Report<'_> {
+    /// A hypervisor as the report names it: its config name and URI, or its label.
+    fn label(&self, id: HypervisorId) -> String {
+        let at = self.config.hypervisor(id);
+        match &at.name {
+            Some(name) => format!("{} ({})", escape(name), escape(&at.uri)),
+            None => escape(&at.label()),
+        }
+    }
+
+    /// Whether the hypervisor answered, and takes the read-write connection actions need.
+    fn hypervisor(&mut self, id: HypervisorId, answer: &Answer) {
+        let label = self.label(id);
+        let text = &mut self.text;
+        let _ = match (&answer.listing, &answer.read_write) {
+            (Ok(domains), read_write) => {
+                let _ = write!(
+                    text,
+                    "hypervisor {label}: reachable, {} domain{}",
+                    domains.len(),
+                    if domains.len() == 1 { "" } else { "s" }
+                );
+                match read_write {
+                    Ok(()) => writeln!(text),
+                    Err(why) => {
+                        self.counts.unreachable += 1;
+                        writeln!(text, "; but NOT for actions (read-write): {why}")
+                    }
+                }
+            }
+            (Err(why), _) => {
+                self.counts.unreachable += 1;
+                writeln!(text, "hypervisor {label}: NOT reachable: {why}")
+            }
+        };
+    }
+
+    /// One domain on one hypervisor: who may act on it, by which grant, and the warnings
+    /// that concern it there (nobody may, more than one key may, virsh misreads its name).
+    fn domain(&mut self, name: &str, id: HypervisorId, listed: &Listed, subjects: &[Subject<'_>]) {
+        let state = match listed.id {
+            Some(n) => format!("active, id {n}"),
+            None => "shut off".to_owned(),
+        };
+        let _ = writeln!(
+            self.text,
+            "domain {} on {} ({state})",
+            escape(name),
+            self.label(id)
+        );
+        let holders = holders(subjects, name, id);
+        let config = self.config;
+        let bound = config.allowed_hosts.iter().any(|h| h == name) && config.connect.contains(&id);
+        if holders.is_empty() && !bound {
+            self.counts.unowned += 1;
+            let _ = writeln!(self.text, "  no key may act on it");
+        }
+        for (key, grants) in &holders {
+            self.holder(key, grants);
+        }
+        if bound {
+            let _ = writeln!(
+                self.text,
+                "  AllowedHosts: any key in a -host session bound to it: {}",
+                commands(ActionSet::DEFAULT)
+            );
+        }
+        if holders.len() + usize::from(bound) > 1 {
+            self.shared(&holders, bound);
+        }
+        if let Some(reading) = lookup::reading(name) {
+            self.ambiguous(name, &reading, id);
+        }
+    }
+
+    /// One key that may act on a domain: its commands, grant by grant.
+    fn holder(&mut self, key: &str, grants: &[(Option<usize>, ActionSet)]) {
+        let config = self.config;
+        let how: Vec<String> = grants
+            .iter()
+            .map(|(grant, set)| {
+                let by = match grant.and_then(|i| Some((i, config.keys.get(key)?.get(i)?))) {
+                    Some((index, grant)) => grant_named(config, index, grant),
+                    None => "AllowedHosts".to_owned(),
+                };
+                format!("{} by {by}", commands(*set))
+            })
+            .collect();
+        let _ = writeln!(self.text, "  key {}: {}", escape(key), how.join("; "));
+    }
+
+    /// Warns that more than one key (or `AllowedHosts` sessions) may act on a domain.
+    fn shared(&mut self, holders: &Holders, bound: bool) {
+        self.counts.shared += 1;
+        let mut who: Vec<String> = holders.iter().map(|(k, _)| escape(k)).collect();
+        if bound {
+            who.push("AllowedHosts sessions".into());
+        }
+        let _ = writeln!(
+            self.text,
+            "  ! more than one key may act on it: {}",
+            who.join(", ")
+        );
+    }
+
+    /// Warns that virsh reads a domain's name as an id or a UUID, and what it reaches then.
+    fn ambiguous(&mut self, name: &str, reading: &Reading, id: HypervisorId) {
+        self.counts.ambiguous += 1;
+        let _ = writeln!(
+            self.text,
+            "  ! virsh reads the name {} as {}; dromaius acts on it by UUID, but \
+             people and scripts passing the name to virsh reach {}",
+            escape(name),
+            reading_text(reading),
+            what_it_reaches(name, reading, self.answers, id)
+        );
+    }
+
+    /// Warns that a name is defined on more than one hypervisor.
+    fn defined_twice(&mut self, name: &str, places: &[(HypervisorId, &Listed)]) {
+        if places.len() <= 1 {
+            return;
+        }
+        self.counts.twice += 1;
+        let on: Vec<String> = places.iter().map(|(id, _)| self.label(*id)).collect();
+        let _ = writeln!(
+            self.text,
+            "  ! {} is defined on {}: a grant on more than one of them acts where it is \
+             active, and never starts it while two define it",
+            escape(name),
+            on.join(" and ")
+        );
+    }
+
+    /// Says so when a grant has expired or matches no existing domain where it looks.
+    fn idle_grant(&mut self, key: &str, index: usize, grant: &Grant) {
+        let config = self.config;
+        let whose = match &grant.group {
+            Some(group) => format!("group {}", escape(group)),
+            None => format!("key {}", escape(key)),
+        };
+        let named = grant_named(config, index, grant);
+        if grant
+            .expires
+            .as_ref()
+            .is_some_and(|e| e.has_ended(self.now))
+        {
+            let _ = writeln!(self.text, "{whose}, {named}: expired, matches nothing");
+            return;
+        }
+        let looked: Vec<&(HypervisorId, Answer)> = self
+            .answers
+            .iter()
+            .filter(|(id, _)| config.hypervisors_of(grant).contains(id))
+            .collect();
+        let matched = looked.iter().any(|(_, answer)| {
+            answer
+                .listing
+                .iter()
+                .flatten()
+                .any(|listed| grant.matches_domain(&listed.name))
+        });
+        if matched {
+            return;
+        }
+        self.counts.idle_grants += 1;
+        let silent: Vec<String> = looked
+            .iter()
+            .filter(|(_, answer)| answer.listing.is_err())
+            .map(|(id, _)| self.label(*id))
+            .collect();
+        let patterns: Vec<String> = grant.domains.iter().map(|p| escape(p.text())).collect();
+        let _ = write!(
+            self.text,
+            "{whose}, {named}: {} matches no existing domain",
+            patterns.join(" ")
+        );
+        let _ = if silent.is_empty() {
+            writeln!(self.text)
+        } else {
+            writeln!(
+                self.text,
+                " on the hypervisors that answered ({} did not)",
+                silent.join(", ")
+            )
+        };
+    }
+
+    /// The last line: every count the warnings above added to.
+    fn summary(&mut self, domains: usize) {
+        let Counts {
+            unreachable,
+            unowned,
+            shared,
+            ambiguous,
+            twice,
+            idle_grants,
+        } = self.counts;
+        let answers = self.answers.len();
+        let _ = writeln!(
+            self.text,
+            "summary: {answers} hypervisor{}, {unreachable} unreachable; {domains} domain \
+             name{}, {unowned} that no key may act on, {shared} that more than one key may \
+             act on, {twice} defined on more than one hypervisor, {ambiguous} that virsh \
+             reads as an id or a UUID; {idle_grants} grant{} that match{} no domain",
+            if answers == 1 { "" } else { "s" },
+            if domains == 1 { "" } else { "s" },
+            if idle_grants == 1 { "" } else { "s" },
+            if idle_grants == 1 { "es" } else { "" },
+        );
     }
 }
 

@@ -111,7 +111,6 @@ pub struct Certificate {
 
 impl Certificate {
     /// `TYPE BLOB [COMMENT]`, one space between each.
-    #[cfg(test)]
     pub fn to_line(&self) -> String {
         line(&self.kind, &self.base64, self.comment.as_deref())
     }

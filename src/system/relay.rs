@@ -155,11 +155,7 @@ pub fn relay(
     mut handshake: Option<&mut Handshake>,
 ) -> (Ending, Traffic) {
     let started = Instant::now();
-    let mut traffic = Traffic::default();
-    let mut upstream = Pending::new();
-    let mut downstream = Pending::new();
-    let mut viewer_open = true;
-    let mut display_open = true;
+    let mut flow = Flow::new();
     let mut next_watch = started + WATCH_EVERY;
     let ending = loop {
         if hung_up() {
@@ -171,38 +167,11 @@ pub fn relay(
             }
             next_watch = Instant::now() + WATCH_EVERY;
         }
-        // The viewer gone: what it sent last still goes to QEMU. QEMU gone: what it sent
-        // last still goes to the viewer.
-        if !viewer_open && (upstream.is_empty() || !display_open) {
-            break Ending::ViewerClosed;
+        if let Some(ending) = flow.ended() {
+            break ending;
         }
-        if !display_open && downstream.is_empty() {
-            break Ending::DisplayClosed;
-        }
-
-        let display_fd = display.as_fd();
-        let mut display_wants = PollFlags::empty();
-        if display_open && downstream.has_room() {
-            display_wants |= PollFlags::POLLIN;
-        }
-        if !upstream.is_empty() {
-            display_wants |= PollFlags::POLLOUT;
-        }
-        let viewer_in = if viewer_open && upstream.has_room() {
-            PollFlags::POLLIN
-        } else {
-            PollFlags::empty()
-        };
-        let viewer_out = if downstream.is_empty() {
-            PollFlags::empty()
-        } else {
-            PollFlags::POLLOUT
-        };
-        let mut fds = [
-            PollFd::new(from_viewer, viewer_in),
-            PollFd::new(display_fd, display_wants),
-            PollFd::new(to_viewer, viewer_out),
-        ];
+        let interest = flow.interest();
+        let mut fds = interest.poll_fds(from_viewer, display.as_fd(), to_viewer);
         let wait = next_watch
             .saturating_duration_since(Instant::now())
             .min(HANG_UP_EVERY);
@@ -213,60 +182,181 @@ pub fn relay(
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => break Ending::HungUp,
         }
-        let [viewer_in_fd, display_poll, viewer_out_fd] = &fds;
-        let (from_viewer_woke, display_readable, display_writable, to_viewer_woke) = (
-            !viewer_in.is_empty() && woke(viewer_in_fd, PollFlags::POLLIN),
-            display_wants.contains(PollFlags::POLLIN) && woke(display_poll, PollFlags::POLLIN),
-            display_wants.contains(PollFlags::POLLOUT) && woke(display_poll, PollFlags::POLLOUT),
-            !viewer_out.is_empty() && woke(viewer_out_fd, PollFlags::POLLOUT),
-        );
+        let woken = interest.woken(&fds);
+        let handshake = handshake.as_deref_mut();
+        if let Err(ending) = flow.serve(woken, from_viewer, to_viewer, display, handshake) {
+            break ending;
+        }
+    };
+    let mut traffic = flow.traffic;
+    traffic.lasted = started.elapsed();
+    (ending, traffic)
+}
 
-        if from_viewer_woke {
-            let before = upstream.bytes.len();
-            viewer_open = upstream
+/// What the relay holds between two polls: the bytes on their way each direction, which
+/// sides are still open, and what has gone through.
+struct Flow {
+    /// From the viewer, for QEMU.
+    upstream: Pending,
+    /// From QEMU, for the viewer.
+    downstream: Pending,
+    viewer_open: bool,
+    display_open: bool,
+    traffic: Traffic,
+}
+
+/// What to ask poll for, each side.
+struct Interest {
+    viewer_in: PollFlags,
+    display: PollFlags,
+    viewer_out: PollFlags,
+}
+
+/// Which fds poll woke for what was asked.
+struct Woken {
+    from_viewer: bool,
+    display_readable: bool,
+    display_writable: bool,
+    to_viewer: bool,
+}
+
+impl Flow {
+    fn new() -> Flow {
+        Flow {
+            upstream: Pending::new(),
+            downstream: Pending::new(),
+            viewer_open: true,
+            display_open: true,
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// Whether the relay is over because a side closed. The viewer gone: what it sent last
+    /// still goes to QEMU. QEMU gone: what it sent last still goes to the viewer.
+    fn ended(&self) -> Option<Ending> {
+        if !self.viewer_open && (self.upstream.is_empty() || !self.display_open) {
+            Some(Ending::ViewerClosed)
+        } else if !self.display_open && self.downstream.is_empty() {
+            Some(Ending::DisplayClosed)
+        } else {
+            None
+        }
+    }
+
+    /// A side is read only while the buffer it fills has room, and written only while
+    /// there is something for it.
+    fn interest(&self) -> Interest {
+        let mut display = PollFlags::empty();
+        if self.display_open && self.downstream.has_room() {
+            display |= PollFlags::POLLIN;
+        }
+        if !self.upstream.is_empty() {
+            display |= PollFlags::POLLOUT;
+        }
+        Interest {
+            viewer_in: if self.viewer_open && self.upstream.has_room() {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            },
+            display,
+            viewer_out: if self.downstream.is_empty() {
+                PollFlags::empty()
+            } else {
+                PollFlags::POLLOUT
+            },
+        }
+    }
+
+    /// Reads and writes once on each fd poll woke; `Err` when the relay must end: the
+    /// viewer's side is gone, or the VNC handshake names another desktop.
+    fn serve(
+        &mut self,
+        woken: Woken,
+        from_viewer: BorrowedFd<'_>,
+        to_viewer: BorrowedFd<'_>,
+        display: &mut dyn Socket,
+        mut handshake: Option<&mut Handshake>,
+    ) -> Result<(), Ending> {
+        if woken.from_viewer {
+            let before = self.upstream.bytes.len();
+            self.viewer_open = self
+                .upstream
                 .fill(|into| read_fd(from_viewer, into))
                 .unwrap_or(false);
-            let read = upstream.bytes.get(before..).unwrap_or_default();
+            let read = self.upstream.bytes.get(before..).unwrap_or_default();
             if let Some(wrong) = handshake
                 .as_deref_mut()
                 .and_then(|h| wrong(h.from_client(read)))
             {
-                break wrong;
+                return Err(wrong);
             }
         }
-        if display_readable {
-            let before = downstream.bytes.len();
-            display_open = downstream.fill(|into| display.read(into)).unwrap_or(false);
-            let read = downstream.bytes.get(before..).unwrap_or_default();
-            if let Some(wrong) = handshake
-                .as_deref_mut()
-                .and_then(|h| wrong(h.from_server(read)))
-            {
+        if woken.display_readable {
+            let before = self.downstream.bytes.len();
+            self.display_open = self
+                .downstream
+                .fill(|into| display.read(into))
+                .unwrap_or(false);
+            let read = self.downstream.bytes.get(before..).unwrap_or_default();
+            if let Some(wrong) = handshake.and_then(|h| wrong(h.from_server(read))) {
                 // What it said never reaches the viewer.
-                downstream.bytes.clear();
-                break wrong;
+                self.downstream.bytes.clear();
+                return Err(wrong);
             }
         }
-        if display_writable {
-            match upstream.drain(BUFFER, |from| display.write(from)) {
-                Ok(sent) => traffic.to_display += sent,
-                Err(_) => display_open = false,
+        if woken.display_writable {
+            match self.upstream.drain(BUFFER, |from| display.write(from)) {
+                Ok(sent) => self.traffic.to_display += sent,
+                Err(_) => self.display_open = false,
             }
         }
-        if to_viewer_woke {
-            match downstream.drain(PIPE_BUF, |from| write_fd(to_viewer, from)) {
-                Ok(sent) => traffic.to_viewer += sent,
+        if woken.to_viewer {
+            match self
+                .downstream
+                .drain(PIPE_BUF, |from| write_fd(to_viewer, from))
+            {
+                Ok(sent) => self.traffic.to_viewer += sent,
                 // The viewer's side is gone: nothing more can reach it.
-                Err(_) => break Ending::ViewerClosed,
+                Err(_) => return Err(Ending::ViewerClosed),
             }
         }
-        if !display_open && !upstream.is_empty() {
+        if !self.display_open && !self.upstream.is_empty() {
             // QEMU will not read what is left for it.
-            upstream.bytes.clear();
+            self.upstream.bytes.clear();
         }
-    };
-    traffic.lasted = started.elapsed();
-    (ending, traffic)
+        Ok(())
+    }
+}
+
+impl Interest {
+    fn poll_fds<'fd>(
+        &self,
+        from_viewer: BorrowedFd<'fd>,
+        display: BorrowedFd<'fd>,
+        to_viewer: BorrowedFd<'fd>,
+    ) -> [PollFd<'fd>; 3] {
+        [
+            PollFd::new(from_viewer, self.viewer_in),
+            PollFd::new(display, self.display),
+            PollFd::new(to_viewer, self.viewer_out),
+        ]
+    }
+
+    /// What poll said about `fds` (made by [`Interest::poll_fds`]), for what was asked.
+    fn woken(&self, fds: &[PollFd<'_>; 3]) -> Woken {
+        let [viewer_in, display, viewer_out] = fds;
+        Woken {
+            from_viewer: self.viewer_in.contains(PollFlags::POLLIN)
+                && woke(viewer_in, PollFlags::POLLIN),
+            display_readable: self.display.contains(PollFlags::POLLIN)
+                && woke(display, PollFlags::POLLIN),
+            display_writable: self.display.contains(PollFlags::POLLOUT)
+                && woke(display, PollFlags::POLLOUT),
+            to_viewer: self.viewer_out.contains(PollFlags::POLLOUT)
+                && woke(viewer_out, PollFlags::POLLOUT),
+        }
+    }
 }
 
 #[cfg(test)]
