@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
     if server.len() <= MAX_HANDSHAKE && client.len() <= MAX_HANDSHAKE {
         let mut whole = Handshake::for_domain(DOMAIN);
         whole.from_server(&server);
-        assert_eq!(whole.from_client(&client), verdict, "chunking changed the verdict");
+        assert_eq!(
+            whole.from_client(&client),
+            verdict,
+            "chunking changed the verdict"
+        );
     }
     match &verdict {
         Verdict::Verified => {
