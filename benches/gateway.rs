@@ -45,6 +45,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::libvirtd::VIRSH;
+use common::support::{CLEAN_PATH, path_str};
+use common::world::make_executable;
 use common::{AuditSink, Libvirtd, Rig, SshKey, Sshd, dromaius_bin, write_file};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
@@ -74,8 +77,6 @@ const FIGURES: [&str; 15] = [
     "rpc-list",
     "rpc-screenshots",
 ];
-const VIRSH: &str = "/usr/bin/virsh";
-const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 struct Settings {
     quick: bool,
@@ -1039,7 +1040,7 @@ impl Clients {
                 bench.list.display()
             ),
         );
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+        make_executable(&wrapper);
         Clients {
             gateway: rig.authorize_gateway(&bench.list, "lister", "restrict"),
             unfiltered: rig.authorize(&socat, "restrict"),
@@ -1320,7 +1321,7 @@ impl Remote {
                 known_hosts.display()
             ),
         );
-        fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).expect("chmod bench-ssh");
+        make_executable(&ssh);
         let uri = format!(
             "test+ssh://root@127.0.0.1:{}/default?keyfile={}&socket={socket}&proxy=netcat&command={}",
             rig.ssh_port(),
@@ -1445,7 +1446,7 @@ fn fake_virsh(marks: &Path) -> PathBuf {
         marks.display()
     );
     let path = write_file("fake-virsh", &script);
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod fake virsh");
+    make_executable(&path);
     path
 }
 
@@ -1530,10 +1531,6 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("rig paths are UTF-8")
 }
 
 fn loadavg() -> String {
