@@ -45,6 +45,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::libvirtd::VIRSH;
+use common::support::{CLEAN_PATH, path_str};
+use common::world::make_executable;
 use common::{AuditSink, Libvirtd, Rig, SshKey, Sshd, dromaius_bin, write_file};
 use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use nix::unistd::Pid;
@@ -74,8 +77,6 @@ const FIGURES: [&str; 15] = [
     "rpc-list",
     "rpc-screenshots",
 ];
-const VIRSH: &str = "/usr/bin/virsh";
-const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 struct Settings {
     quick: bool,
@@ -142,76 +143,139 @@ fn main() {
     let started = Instant::now();
     let load_before = loadavg();
     let bench = Bench::new();
-    let mut figures: Vec<Figure> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
+    let (figures, floor) = run_figures(&bench, &settings);
+    let notes = [floor.note, binary_note()];
+    print_report(&settings, &figures, &notes, &load_before, started);
+}
 
-    if settings.wants("one-shot") || settings.wants("cpu") {
-        figures.push(progress(bench.one_shot(&settings)));
-    }
-    if settings.wants("host-size") {
-        figures.push(progress(bench.host_size(&settings)));
-    }
-    if settings.wants("over-ssh") {
-        figures.push(progress(bench.over_ssh(&settings)));
-    }
-    if settings.wants("list") {
-        figures.push(progress(bench.list(&settings)));
-    }
-    if settings.wants("keys") {
-        figures.push(progress(bench.keys(&settings)));
-    }
-    if settings.wants("memory") {
-        figures.push(progress(bench.memory(&settings)));
-    }
-    let floor = exec_floor(&settings);
+/// Every figure `settings` asks for, in the order they have always run: a figure's
+/// neighbours are part of the weather it is measured in.
+fn run_figures(bench: &Bench, settings: &Settings) -> (Vec<Figure>, Floor) {
+    let mut figures = single_request_figures(bench, settings);
+    let floor = exec_floor(settings);
     if settings.wants("cpu") {
         if let Some(figure) = own_cpu_figure(&figures, *bench.floor_cpu.borrow()) {
             figures.push(figure);
         }
     }
     if settings.wants("drop-ins") {
-        figures.push(progress(bench.drop_ins(&settings)));
+        figures.push(progress(bench.drop_ins(settings)));
     }
-    if settings.wants("fleet-list") || settings.wants("remote-status") {
-        let remote = Remote::new(&bench);
-        if settings.wants("fleet-list") {
-            figures.push(progress(bench.fleet_list(&settings, &remote)));
-        }
-        if settings.wants("remote-status") {
-            figures.push(progress(bench.remote_status(&settings, &remote)));
-        }
-    }
+    figures.extend(fleet_figures(bench, settings));
     if settings.wants("session") {
-        figures.push(progress(bench.session(&settings)));
+        figures.push(progress(bench.session(settings)));
     }
-    if settings.wants("rpc-list") || settings.wants("rpc-screenshots") {
-        let clients = Clients::new(&bench);
-        if settings.wants("rpc-list") {
-            figures.push(progress(bench.rpc_list(&settings, &clients)));
-        }
-        if settings.wants("rpc-screenshots") {
-            figures.push(progress(bench.rpc_screenshots(&settings, &clients)));
-        }
+    figures.extend(rpc_figures(bench, settings));
+    figures.extend(slow_syslog_figures(bench, settings));
+    (figures, floor)
+}
+
+/// The figures of single requests, on the hypervisor `Bench::new` filled.
+fn single_request_figures(bench: &Bench, settings: &Settings) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    // `cpu` is computed from the one-shot figure's runs.
+    if settings.wants("one-shot") || settings.wants("cpu") {
+        figures.push(progress(bench.one_shot(settings)));
     }
-    if settings.wants("slow-syslog") || settings.wants("slow-acting") {
-        let slow = SlowSyslog::start(&bench);
-        if settings.wants("slow-syslog") {
-            figures.push(progress(bench.slow_syslog_flood(&settings, &slow)));
-        }
-        if settings.wants("slow-acting") {
-            figures.push(progress(bench.slow_syslog_acting(&settings, &slow)));
-        }
+    if settings.wants("host-size") {
+        figures.push(progress(bench.host_size(settings)));
     }
-    notes.push(floor.note.clone());
+    if settings.wants("over-ssh") {
+        figures.push(progress(bench.over_ssh(settings)));
+    }
+    if settings.wants("list") {
+        figures.push(progress(bench.list(settings)));
+    }
+    if settings.wants("keys") {
+        figures.push(progress(bench.keys(settings)));
+    }
+    if settings.wants("memory") {
+        figures.push(progress(bench.memory(settings)));
+    }
+    figures
+}
+
+/// The figures of a hypervisor reached over ssh; its libvirtd is started only for them.
+fn fleet_figures(bench: &Bench, settings: &Settings) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    if !settings.wants("fleet-list") && !settings.wants("remote-status") {
+        return figures;
+    }
+    let remote = Remote::new(bench);
+    if settings.wants("fleet-list") {
+        figures.push(progress(bench.fleet_list(settings, &remote)));
+    }
+    if settings.wants("remote-status") {
+        figures.push(progress(bench.remote_status(settings, &remote)));
+    }
+    figures
+}
+
+/// The figures of a libvirt client of the user's own; its keys are made only for them.
+fn rpc_figures(bench: &Bench, settings: &Settings) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    if !settings.wants("rpc-list") && !settings.wants("rpc-screenshots") {
+        return figures;
+    }
+    let clients = Clients::new(bench);
+    if settings.wants("rpc-list") {
+        figures.push(progress(bench.rpc_list(settings, &clients)));
+    }
+    if settings.wants("rpc-screenshots") {
+        figures.push(progress(bench.rpc_screenshots(settings, &clients)));
+    }
+    figures
+}
+
+/// The figures of a slow syslog; it is started only for them.
+fn slow_syslog_figures(bench: &Bench, settings: &Settings) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    if !settings.wants("slow-syslog") && !settings.wants("slow-acting") {
+        return figures;
+    }
+    let slow = SlowSyslog::start(bench);
+    if settings.wants("slow-syslog") {
+        figures.push(progress(bench.slow_syslog_flood(settings, &slow)));
+    }
+    if settings.wants("slow-acting") {
+        figures.push(progress(bench.slow_syslog_acting(settings, &slow)));
+    }
+    figures
+}
+
+/// Which build was measured, and how big it is.
+fn binary_note() -> String {
     let binary = dromaius_bin();
     let size = fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
-    notes.push(format!(
+    format!(
         "binary: {} bytes ({:.2} MiB), {}",
         size,
         size as f64 / 1024.0 / 1024.0,
         binary.display()
-    ));
+    )
+}
 
+/// The report on stdout, in the form BENCHMARKS.md quotes: the machine, the table, its
+/// notes, then dromaius's own CPU and `notes`.
+fn print_report(
+    settings: &Settings,
+    figures: &[Figure],
+    notes: &[String],
+    load_before: &str,
+    started: Instant,
+) {
+    print_header(settings, load_before, started);
+    print_table(figures);
+    print_own_cpu(figures, notes);
+    if settings.quick {
+        // Every figure ran and every request answered as it should; timings are not judged.
+        println!();
+        println!("bench: {} passed, 0 failed", figures.len());
+    }
+}
+
+/// The title, the machine and how busy it was, which every figure depends on.
+fn print_header(settings: &Settings, load_before: &str, started: Instant) {
     println!();
     println!(
         "## dromaius gateway benchmark{}",
@@ -229,9 +293,12 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     println!();
+}
+
+fn print_table(figures: &[Figure]) {
     println!("| figure | A | B | median A | median B | A/B | goal |");
     println!("|---|---|---|---|---|---|---|");
-    for figure in &figures {
+    for figure in figures {
         println!("{}", figure.row());
     }
     println!();
@@ -239,20 +306,18 @@ fn main() {
         println!("- {note}");
     }
     println!();
+}
+
+fn print_own_cpu(figures: &[Figure], notes: &[String]) {
     println!("dromaius's own CPU per request (main thread, from /proc/PID/schedstat; median):");
     println!();
-    for figure in &figures {
+    for figure in figures {
         if let Some(cpu) = &figure.own_cpu {
             println!("- {}: {}", figure.name, cpu);
         }
     }
-    for note in &notes {
+    for note in notes {
         println!("- {note}");
-    }
-    if settings.quick {
-        // Every figure ran and every request answered as it should; timings are not judged.
-        println!();
-        println!("bench: {} passed, 0 failed", figures.len());
     }
 }
 
@@ -975,7 +1040,7 @@ impl Clients {
                 bench.list.display()
             ),
         );
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+        make_executable(&wrapper);
         Clients {
             gateway: rig.authorize_gateway(&bench.list, "lister", "restrict"),
             unfiltered: rig.authorize(&socat, "restrict"),
@@ -1256,7 +1321,7 @@ impl Remote {
                 known_hosts.display()
             ),
         );
-        fs::set_permissions(&ssh, fs::Permissions::from_mode(0o755)).expect("chmod bench-ssh");
+        make_executable(&ssh);
         let uri = format!(
             "test+ssh://root@127.0.0.1:{}/default?keyfile={}&socket={socket}&proxy=netcat&command={}",
             rig.ssh_port(),
@@ -1381,7 +1446,7 @@ fn fake_virsh(marks: &Path) -> PathBuf {
         marks.display()
     );
     let path = write_file("fake-virsh", &script);
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod fake virsh");
+    make_executable(&path);
     path
 }
 
@@ -1466,10 +1531,6 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("rig paths are UTF-8")
 }
 
 fn loadavg() -> String {

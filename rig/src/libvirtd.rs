@@ -20,7 +20,8 @@ use crate::support::{
 };
 
 pub(crate) const LIBVIRTD: &str = "/usr/sbin/libvirtd";
-pub(crate) const VIRSH: &str = "/usr/bin/virsh";
+/// The virsh the rig runs, and the one a config of the suites or the bench names.
+pub const VIRSH: &str = "/usr/bin/virsh";
 
 /// One running session libvirtd, with its held connection.
 pub struct Libvirtd {

@@ -17,7 +17,7 @@ pub(crate) const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
 /// Upper bound for one plain `virsh` call made by the rig or a test.
 pub(crate) const VIRSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// A PATH with nothing from the caller's environment in it.
-pub(crate) const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+pub const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// Prefix of every temp dir this crate makes; stale ones from dead test binaries are swept.
 const TMP_PREFIX: &str = "dromaius-rig-";
 
@@ -281,7 +281,8 @@ pub(crate) fn lookup_id(file: &str, name: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("no entry {name:?} in {file}"))
 }
 
-pub(crate) fn path_str(p: &Path) -> &str {
+/// A path the rig made, as the text a command line or a config needs.
+pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("rig paths are UTF-8")
 }
 
