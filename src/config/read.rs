@@ -107,13 +107,14 @@ struct Listed<'a> {
 }
 
 /// An entry of `keys` the config holds: a key's, or a group's (`group` is the group's index
-/// in the config's groups), in file `file`, its `index`th entry there.
-struct KeyEntry<'a> {
+/// in the config's groups), in file `file`, its `index`th entry there. Its grants are those
+/// its file listed, borrowed: a config of 10,000 keys holds them once.
+struct KeyEntry<'a, 'l> {
     file: usize,
     index: usize,
     name: Cow<'a, str>,
     group: Option<usize>,
-    grants: Vec<&'a RawValue>,
+    grants: &'l [&'a RawValue],
 }
 
 /// Whose grants a reading builds. Every grant of every key is read and checked by the same
@@ -398,12 +399,18 @@ impl<'f> Reader<'f> {
 
     /// The entries of `keys` of every file, in file order, each name once in all of them;
     /// an `@GROUP` entry names a group of `groups`.
-    fn key_entries(
+    fn key_entries<'l>(
         &mut self,
-        sections: &[Option<Sections<'f, Vec<Listed<'f>>>>],
+        sections: &'l [Option<Sections<'f, Vec<Listed<'f>>>>],
         groups: &[Group],
-    ) -> Vec<KeyEntry<'f>> {
-        let mut entries: Vec<KeyEntry<'f>> = Vec::new();
+    ) -> Vec<KeyEntry<'f, 'l>> {
+        let listed = sections
+            .iter()
+            .flatten()
+            .filter_map(|s| s.keys.as_ref())
+            .map(Vec::len)
+            .sum();
+        let mut entries: Vec<KeyEntry<'f, 'l>> = Vec::with_capacity(listed);
         let mut placed: HashMap<Cow<'f, str>, usize> = HashMap::new();
         for (file, sections) in sections.iter().enumerate() {
             let listed = sections.as_ref().and_then(|s| s.keys.as_ref());
@@ -445,7 +452,7 @@ impl<'f> Reader<'f> {
                     index,
                     name: name.clone(),
                     group: group.and_then(|g| groups.iter().position(|d| d.name == g)),
-                    grants: grants.clone(),
+                    grants,
                 });
             }
         }
@@ -457,18 +464,21 @@ impl<'f> Reader<'f> {
     /// key even with no grants.
     fn grants(
         &mut self,
-        entries: &[KeyEntry<'f>],
+        entries: &[KeyEntry<'f, '_>],
         groups: &[Group],
         registry: &mut Registry,
     ) -> HashMap<String, Vec<Grant>> {
-        let mut keys: HashMap<String, Vec<Grant>> = HashMap::with_capacity(entries.len());
+        let mut keys: HashMap<String, Vec<Grant>> = match self.keep {
+            Keep::Every => HashMap::with_capacity(entries.len()),
+            Keep::Key(_) => HashMap::new(),
+        };
         let mut positions: Vec<Positions<'f>> = self
             .files
             .iter()
             .map(|(_, text)| Positions::new(text))
             .collect();
         for entry in entries {
-            let list = &entry.grants;
+            let list = entry.grants;
             let kept: Vec<&str> = match entry.group {
                 Some(group) => groups[group].members.iter().map(String::as_str).collect(),
                 None => vec![&*entry.name],
@@ -501,7 +511,7 @@ impl<'f> Reader<'f> {
     /// One grant, at `line` of its file: checked, and built when `build`.
     fn grant(
         &mut self,
-        entry: &KeyEntry<'f>,
+        entry: &KeyEntry<'f, '_>,
         raw: &'f RawValue,
         line: usize,
         registry: &mut Registry,
