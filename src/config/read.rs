@@ -479,15 +479,21 @@ impl<'f> Reader<'f> {
             .collect();
         for entry in entries {
             let list = entry.grants;
+            let keep = self.keep;
             let kept: Vec<&str> = match entry.group {
-                Some(group) => groups[group].members.iter().map(String::as_str).collect(),
-                None => vec![&*entry.name],
+                Some(group) => groups[group]
+                    .members
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|m| keep.keeps(m))
+                    .collect(),
+                None if keep.keeps(&entry.name) => vec![&*entry.name],
+                None => Vec::new(),
             };
-            let kept: Vec<&str> = kept.into_iter().filter(|m| self.keep.keeps(m)).collect();
             let mut built = Vec::with_capacity(if kept.is_empty() { 0 } else { list.len() });
             for raw in list.iter().copied() {
-                let (line, _) = positions[entry.file].of(raw.get());
-                let grant = self.grant(entry, raw, line, registry, !kept.is_empty());
+                let at = &mut positions[entry.file];
+                let grant = self.grant(entry, raw, at, registry, !kept.is_empty());
                 built.extend(grant);
             }
             for member in kept {
@@ -508,12 +514,13 @@ impl<'f> Reader<'f> {
         keys
     }
 
-    /// One grant, at `line` of its file: checked, and built when `build`.
+    /// One grant: checked, and built when `build` (only a built grant needs its line,
+    /// found with `at`; a refusal finds its own place).
     fn grant(
         &mut self,
         entry: &KeyEntry<'f, '_>,
         raw: &'f RawValue,
-        line: usize,
+        at: &mut Positions<'f>,
         registry: &mut Registry,
         build: bool,
     ) -> Option<Grant> {
@@ -577,7 +584,7 @@ impl<'f> Reader<'f> {
                 .group
                 .map(|_| entry.name.trim_start_matches('@').to_owned()),
             file,
-            line,
+            line: at.of(raw.get()).0,
         })
     }
 
