@@ -1027,12 +1027,13 @@ impl Clients {
         let socat = format!("/usr/bin/socat - UNIX-CONNECT:{}", rig.socket().display());
         let home = dromaius_rig::support::make_temp_dir("bench-client");
         let peak = home.join("peak");
-        // The shell notes its own VmHWM, which after `exec` is dromaius's, until it is gone.
+        // The shell notes its own VmHWM, which after `exec` is dromaius's, every 10 ms until
+        // it is gone (a connection of 30 screenshots lasts about 50 ms).
         let wrapper = write_file(
             "watched-gateway",
             &format!(
-                "#!/bin/sh\n( while sleep 0.05; do grep VmHWM /proc/$$/status > '{}.new' 2>/dev/null \
-                 && mv '{}.new' '{}' || break; done ) &\nexec '{}' --config '{}' --key lister\n",
+                "#!/bin/sh\n( while grep VmHWM /proc/$$/status > '{}.new' 2>/dev/null \
+                 && mv '{}.new' '{}'; do sleep 0.01; done ) &\nexec '{}' --config '{}' --key lister\n",
                 peak.display(),
                 peak.display(),
                 peak.display(),

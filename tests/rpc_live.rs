@@ -21,7 +21,7 @@ use dromaius::action::Action;
 use dromaius::rpc::remote::{self, Domain, QEMU_PROGRAM, REMOTE_PROGRAM, Uuid, proc};
 use dromaius::rpc::wire::{self, Header, Packet, Status, Type};
 use dromaius::rpc::xdr::{Reader, Writer};
-use dromaius::rpc::{Call, Context, Ending, Filter, Grants, relay};
+use dromaius::rpc::{Call, ClientOut, Context, Ending, Filter, Grants, relay};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -89,9 +89,13 @@ impl Gateway {
                 let endings = endings_in.clone();
                 thread::spawn(move || {
                     let mut filter = Filter::new(uri);
+                    let to_client = ClientOut {
+                        fd: client.as_fd(),
+                        nonblocking: false,
+                    };
                     let ending = relay(
                         client.as_fd(),
-                        client.as_fd(),
+                        to_client,
                         &mut daemon,
                         &mut filter,
                         &mut context,

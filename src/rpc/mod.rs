@@ -32,4 +32,4 @@ pub mod wire;
 pub mod xdr;
 
 pub use filter::{Call, End, Filter, Grants, Out};
-pub use relay::{Context, Ending, relay};
+pub use relay::{ClientOut, Context, Ending, relay};

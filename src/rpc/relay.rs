@@ -23,8 +23,8 @@ use super::wire::Deframer;
 pub const BUFFER: usize = 256 * 1024;
 /// How many bytes one read takes.
 const CHUNK: usize = 64 * 1024;
-/// The most written to the client's channel at once: what a pipe that poll calls writable
-/// always takes without blocking.
+/// The most written to a blocking client channel at once: what a pipe that poll calls
+/// writable always takes without blocking.
 const PIPE_BUF: usize = 4096;
 /// How often the grants are asked for even when nothing moves (the contract: 10 s).
 pub const GRANTS_EVERY: Duration = Duration::from_secs(5);
@@ -148,10 +148,27 @@ struct Woken {
     client_writable: bool,
 }
 
+/// Where the relay writes to the client, and whether that write can block.
+#[derive(Clone, Copy)]
+pub struct ClientOut<'a> {
+    pub fd: BorrowedFd<'a>,
+    /// `fd` never blocks (an open file description with `O_NONBLOCK` that only this relay
+    /// writes through): one write carries whatever the channel takes. Otherwise a write
+    /// after poll carries at most `PIPE_BUF` bytes, so that the relay never blocks on a
+    /// slow client and keeps watching the grants and the hang-up.
+    pub nonblocking: bool,
+}
+
+impl ClientOut<'_> {
+    fn most_per_write(self) -> usize {
+        if self.nonblocking { BUFFER } else { PIPE_BUF }
+    }
+}
+
 /// One relay's state between two polls.
 struct Relay<'a> {
     from_client: BorrowedFd<'a>,
-    to_client: BorrowedFd<'a>,
+    to_client: ClientOut<'a>,
     daemon: &'a mut UnixStream,
     filter: &'a mut Filter,
     context: &'a mut dyn Context,
@@ -169,7 +186,7 @@ struct Relay<'a> {
 /// `filter` until one side closes, the filter ends it, or `context` says stop.
 pub fn relay(
     from_client: BorrowedFd<'_>,
-    to_client: BorrowedFd<'_>,
+    to_client: ClientOut<'_>,
     daemon: &mut UnixStream,
     filter: &mut Filter,
     context: &mut dyn Context,
@@ -272,7 +289,7 @@ impl Relay<'_> {
         let mut fds = [
             PollFd::new(self.from_client, interest.client_in),
             PollFd::new(self.daemon.as_fd(), interest.daemon),
-            PollFd::new(self.to_client, interest.client_out),
+            PollFd::new(self.to_client.fd, interest.client_out),
         ];
         let wait = self
             .next_grants
@@ -336,9 +353,9 @@ impl Relay<'_> {
     /// Writes once to the client what is queued for it; failing, the client is gone.
     fn write_client(&mut self) -> Result<(), Ending> {
         let to_client = self.to_client;
-        let write = |from: &[u8]| nix::unistd::write(to_client, from).map_err(io::Error::from);
+        let write = |from: &[u8]| nix::unistd::write(to_client.fd, from).map_err(io::Error::from);
         self.to_client_queue
-            .drain(PIPE_BUF, write)
+            .drain(to_client.most_per_write(), write)
             .map_err(|_| Ending::ClientClosed)
     }
 
@@ -459,9 +476,13 @@ mod tests {
                 calls: Vec::new(),
                 revoked,
             };
+            let to_client = ClientOut {
+                fd: relay_client.as_fd(),
+                nonblocking: false,
+            };
             let ending = relay(
                 relay_client.as_fd(),
-                relay_client.as_fd(),
+                to_client,
                 &mut relay_daemon,
                 &mut filter,
                 &mut context,

@@ -3,11 +3,15 @@
 //! hung up. [`Terminal`] is the gateway's `User`; [`report`] and [`notice`] are the one
 //! place a line goes to stderr.
 
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Instant;
+
+use nix::fcntl::OFlag;
 
 use crate::error::Error;
 use crate::gateway::User;
@@ -17,7 +21,7 @@ use crate::hypervisor::Watch;
 use crate::policy::Channel;
 use crate::rfb::Handshake;
 use crate::rpc::Filter;
-use crate::rpc::relay::{Context, Ending as RpcEnding};
+use crate::rpc::relay::{ClientOut, Context, Ending as RpcEnding};
 use crate::system::{process, relay};
 
 /// The channel sshd gave this process: its stdin, stdout and stderr.
@@ -90,14 +94,41 @@ impl LibvirtChannel for Terminal {
     ) -> io::Result<RpcEnding> {
         let mut daemon = UnixStream::connect(socket)?;
         let (stdin, stdout) = (io::stdin(), io::stdout());
+        let own_stdout = nonblocking_pipe_writer(stdout.as_fd());
+        let to_client = match &own_stdout {
+            Some(own) => ClientOut {
+                fd: own.as_fd(),
+                nonblocking: true,
+            },
+            None => ClientOut {
+                fd: stdout.as_fd(),
+                nonblocking: false,
+            },
+        };
         Ok(crate::rpc::relay(
             stdin.as_fd(),
-            stdout.as_fd(),
+            to_client,
             &mut daemon,
             filter,
             context,
         ))
     }
+}
+
+/// When `fd` writes to a pipe (sshd gives a command without a pty one pipe each for stdin,
+/// stdout and stderr), a second open file description of that pipe, for writing, with
+/// `O_NONBLOCK`: a relay can then write whatever fits in one call without changing the
+/// flags of the description it shares with others. `None` for anything else.
+fn nonblocking_pipe_writer(fd: BorrowedFd<'_>) -> Option<File> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    if !fs::metadata(&path).ok()?.file_type().is_fifo() {
+        return None;
+    }
+    OpenOptions::new()
+        .write(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(&path)
+        .ok()
 }
 
 /// Writes `text` to stdout, trailing blank lines and spaces trimmed, nothing if it is
