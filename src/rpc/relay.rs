@@ -23,8 +23,8 @@ use super::wire::Deframer;
 pub const BUFFER: usize = 256 * 1024;
 /// How many bytes one read takes.
 const CHUNK: usize = 64 * 1024;
-/// The most written to a blocking client channel at once: what a pipe that poll calls
-/// writable always takes without blocking.
+/// The most written to a blocking channel at once: what a pipe that poll calls writable
+/// always takes without blocking.
 const PIPE_BUF: usize = 4096;
 /// How often the grants are asked for even when nothing moves (the contract: 10 s).
 pub const GRANTS_EVERY: Duration = Duration::from_secs(5);
@@ -148,20 +148,26 @@ struct Woken {
     client_writable: bool,
 }
 
-/// Where the relay writes to the client, and whether that write can block.
+/// Where a relay writes to the user's channel, and whether that write can block. Both
+/// relays (this one and `display`'s) write through it.
 #[derive(Clone, Copy)]
 pub struct ClientOut<'a> {
     pub fd: BorrowedFd<'a>,
-    /// `fd` never blocks (an open file description with `O_NONBLOCK` that only this relay
-    /// writes through): one write carries whatever the channel takes. Otherwise a write
-    /// after poll carries at most `PIPE_BUF` bytes, so that the relay never blocks on a
-    /// slow client and keeps watching the grants and the hang-up.
+    /// `fd` never blocks (an open file description with `O_NONBLOCK` that only this
+    /// process writes through): one write carries whatever the channel takes. Otherwise a
+    /// write after poll carries at most `PIPE_BUF` bytes, so that a relay never blocks on
+    /// a slow client and keeps watching the grants and the hang-up.
     pub nonblocking: bool,
 }
 
 impl ClientOut<'_> {
-    fn most_per_write(self) -> usize {
-        if self.nonblocking { BUFFER } else { PIPE_BUF }
+    /// The most one write after poll may carry.
+    pub fn write_limit(self) -> usize {
+        if self.nonblocking {
+            usize::MAX
+        } else {
+            PIPE_BUF
+        }
     }
 }
 
@@ -355,7 +361,7 @@ impl Relay<'_> {
         let to_client = self.to_client;
         let write = |from: &[u8]| nix::unistd::write(to_client.fd, from).map_err(io::Error::from);
         self.to_client_queue
-            .drain(to_client.most_per_write(), write)
+            .drain(to_client.write_limit(), write)
             .map_err(|_| Ending::ClientClosed)
     }
 

@@ -74,9 +74,10 @@ impl User for Terminal {
         let mut socket = relay::connect(endpoint, deadline)?;
         started();
         let (stdin, stdout) = (io::stdin(), io::stdout());
+        let own_stdout = nonblocking_pipe_writer(stdout.as_fd());
         Ok(relay::relay(
             stdin.as_fd(),
-            stdout.as_fd(),
+            client_out(own_stdout.as_ref(), stdout.as_fd()),
             socket.as_mut(),
             watch,
             &process::hung_up,
@@ -95,19 +96,9 @@ impl LibvirtChannel for Terminal {
         let mut daemon = UnixStream::connect(socket)?;
         let (stdin, stdout) = (io::stdin(), io::stdout());
         let own_stdout = nonblocking_pipe_writer(stdout.as_fd());
-        let to_client = match &own_stdout {
-            Some(own) => ClientOut {
-                fd: own.as_fd(),
-                nonblocking: true,
-            },
-            None => ClientOut {
-                fd: stdout.as_fd(),
-                nonblocking: false,
-            },
-        };
         Ok(crate::rpc::relay(
             stdin.as_fd(),
-            to_client,
+            client_out(own_stdout.as_ref(), stdout.as_fd()),
             &mut daemon,
             filter,
             context,
@@ -129,6 +120,21 @@ fn nonblocking_pipe_writer(fd: BorrowedFd<'_>) -> Option<File> {
         .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
         .open(&path)
         .ok()
+}
+
+/// Where a relay writes to the user: through `own`, the non-blocking description of
+/// stdout's pipe, when there is one; else stdout itself.
+fn client_out<'a>(own: Option<&'a File>, stdout: BorrowedFd<'a>) -> ClientOut<'a> {
+    match own {
+        Some(own) => ClientOut {
+            fd: own.as_fd(),
+            nonblocking: true,
+        },
+        None => ClientOut {
+            fd: stdout,
+            nonblocking: false,
+        },
+    }
 }
 
 /// Writes `text` to stdout, trailing blank lines and spaces trimmed, nothing if it is

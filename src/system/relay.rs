@@ -5,8 +5,9 @@
 //! challenge) passes through as bytes, so a password stays between the viewer and QEMU.
 //! Memory is bounded: one [`BUFFER`] each way, and a side is read only while the buffer
 //! it fills has room, so a slow reader slows the writer instead of growing a queue. Writes
-//! to the channel are at most [`PIPE_BUF`] bytes after poll said it is writable, so they
-//! never block; the VNC socket is non-blocking. The relay ends when the viewer's side
+//! to the channel never block: through a non-blocking description of its own
+//! ([`ClientOut`]), or at most `PIPE_BUF` bytes after poll said it is writable; the VNC
+//! socket is non-blocking. The relay ends when the viewer's side
 //! closes (stdin at its end, stdout gone), when QEMU's side closes (after what it sent is
 //! delivered), on a hang-up, or when the [`Watch`] says access was revoked. For VNC it
 //! reads the handshake as it passes (`rfb`): a display that names another domain's desktop
@@ -24,12 +25,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use crate::graphics::{Ending, Endpoint, Traffic};
 use crate::hypervisor::{WATCH_EVERY, Watch};
 use crate::rfb::{Handshake, Verdict};
+use crate::rpc::ClientOut;
 
 /// How many bytes each direction may hold on their way.
 const BUFFER: usize = 64 * 1024;
-/// The most written to the channel at once: what a pipe that poll calls writable always
-/// takes without blocking.
-const PIPE_BUF: usize = 4096;
 /// How often a relay that sees no traffic still looks for a hang-up.
 const HANG_UP_EVERY: Duration = Duration::from_millis(250);
 
@@ -148,7 +147,7 @@ pub fn connect(endpoint: &Endpoint, deadline: Instant) -> io::Result<Box<dyn Soc
 /// (asked every [`WATCH_EVERY`]) says the access was revoked.
 pub fn relay(
     from_viewer: BorrowedFd<'_>,
-    to_viewer: BorrowedFd<'_>,
+    to_viewer: ClientOut<'_>,
     display: &mut dyn Socket,
     watch: &dyn Watch,
     hung_up: &dyn Fn() -> bool,
@@ -171,7 +170,7 @@ pub fn relay(
             break ending;
         }
         let interest = flow.interest();
-        let mut fds = interest.poll_fds(from_viewer, display.as_fd(), to_viewer);
+        let mut fds = interest.poll_fds(from_viewer, display.as_fd(), to_viewer.fd);
         let wait = next_watch
             .saturating_duration_since(Instant::now())
             .min(HANG_UP_EVERY);
@@ -274,7 +273,7 @@ impl Flow {
         &mut self,
         woken: Woken,
         from_viewer: BorrowedFd<'_>,
-        to_viewer: BorrowedFd<'_>,
+        to_viewer: ClientOut<'_>,
         display: &mut dyn Socket,
         mut handshake: Option<&mut Handshake>,
     ) -> Result<(), Ending> {
@@ -314,7 +313,7 @@ impl Flow {
         if woken.to_viewer {
             match self
                 .downstream
-                .drain(PIPE_BUF, |from| write_fd(to_viewer, from))
+                .drain(to_viewer.write_limit(), |from| write_fd(to_viewer.fd, from))
             {
                 Ok(sent) => self.traffic.to_viewer += sent,
                 // The viewer's side is gone: nothing more can reach it.
@@ -413,9 +412,13 @@ mod tests {
         let (qemu, mut display) = UnixStream::pair().expect("pair");
         display.set_nonblocking(true).expect("nonblocking");
         let relaying = thread::spawn(move || {
+            let to_viewer = ClientOut {
+                fd: stdout.as_fd(),
+                nonblocking: false,
+            };
             relay(
                 stdin.as_fd(),
-                stdout.as_fd(),
+                to_viewer,
                 &mut display,
                 &watch,
                 &hung_up,
