@@ -404,13 +404,13 @@ impl<'f> Reader<'f> {
         sections: &'l [Option<Sections<'f, Vec<Listed<'f>>>>],
         groups: &[Group],
     ) -> Vec<KeyEntry<'f, 'l>> {
-        let listed = sections
+        let all_listed = sections
             .iter()
             .flatten()
             .filter_map(|s| s.keys.as_ref())
             .map(Vec::len)
             .sum();
-        let mut entries: Vec<KeyEntry<'f, 'l>> = Vec::with_capacity(listed);
+        let mut entries: Vec<KeyEntry<'f, 'l>> = Vec::with_capacity(all_listed);
         let mut placed: HashMap<Cow<'f, str>, usize> = HashMap::new();
         for (file, sections) in sections.iter().enumerate() {
             let listed = sections.as_ref().and_then(|s| s.keys.as_ref());
@@ -477,9 +477,9 @@ impl<'f> Reader<'f> {
             .iter()
             .map(|(_, text)| Positions::new(text))
             .collect();
+        let keep = self.keep;
         for entry in entries {
             let list = entry.grants;
-            let keep = self.keep;
             let kept: Vec<&str> = match entry.group {
                 Some(group) => groups[group]
                     .members
