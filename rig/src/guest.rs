@@ -299,6 +299,7 @@ impl Guest {
         );
         term.expect("Escape character is ^]");
         term.poke_until("\r", "\n> ");
+        sync_serial(&mut term);
         term
     }
 
@@ -313,6 +314,25 @@ impl Guest {
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// Waits until every byte typed so far has reached the guest. The prompt that ends
+/// `poke_until` may be the boot banner's, with pokes still in flight: QEMU holds bytes
+/// that arrived while the UART was being set up until its main loop next runs, which can be
+/// as late as the next key a test sends, so their echoes would land among the keys. A line
+/// is echoed only after every byte typed before it, so its echo marks the input drained.
+fn sync_serial(term: &mut super::pty::Term) {
+    for attempt in 0..30 {
+        let marker = format!("sync{attempt}");
+        term.line(&marker);
+        if term.try_expect(
+            &format!("ECHO: {marker}\r\n> "),
+            std::time::Duration::from_secs(1),
+        ) {
+            return;
+        }
+    }
+    panic!("the guest never echoed a sync line");
 }
 
 impl Drop for Guest {

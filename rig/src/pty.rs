@@ -92,6 +92,25 @@ impl Term {
         }
     }
 
+    /// Waits up to `timeout` for `needle`; true if it was shown. What was shown up to it is
+    /// consumed either way.
+    pub fn try_expect(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut shown = String::new();
+        while Instant::now() < deadline {
+            match self.session.try_read() {
+                Some(c) => {
+                    shown.push(c);
+                    if shown.ends_with(needle) {
+                        return true;
+                    }
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        false
+    }
+
     /// Types raw bytes (control characters, bytes that are not UTF-8).
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         // rexpect writes &str; a byte that is not UTF-8 goes through the pty's file handle.
