@@ -17,13 +17,11 @@ use common::{Rig, unique};
 const ALICE: &str = "dromaius (alice)> ";
 /// Ctrl+]: virsh console's escape.
 const ESCAPE: &str = "\x1d";
-/// What the guest prints after each line it was sent, and after its banner.
-const GUEST_PROMPT: &str = "\n> ";
 
 /// Waits until the console is attached and the guest answers, then checks one echo.
-fn attached(term: &mut Term, word: &str) {
+fn attached(guest: &Guest, term: &mut Term, word: &str) {
     term.expect("Escape character is ^]");
-    term.poke_until("\r", GUEST_PROMPT);
+    guest.attach(term);
     term.send(&format!("{word}\r"));
     term.expect(&format!("ECHO: {word}"));
 }
@@ -45,7 +43,7 @@ fn console_attaches_echoes_and_returns_to_the_prompt() {
         term.expect("Escape character is ^]")
             .contains(&format!("Connected to domain '{}'", guest.name))
     );
-    term.poke_until("\r", GUEST_PROMPT);
+    guest.attach(&mut term);
     term.send("hello guest\r");
     term.expect("ECHO: hello guest");
 
@@ -84,7 +82,7 @@ fn one_shot_console_ends_with_the_escape() {
             .rig
             .ssh_tty_command(&key, Some(&format!("console {}", guest.name))),
     );
-    attached(&mut term, "one shot");
+    attached(&guest, &mut term, "one shot");
     term.send(ESCAPE);
     assert_eq!(term.exit_code(), 0);
     assert_none_left(&console_marker(&guest), Duration::from_secs(5));
@@ -120,7 +118,7 @@ fn a_second_console_is_told_the_first_holds_it() {
     let key = world.key("--key alice");
     let request = format!("console {}", guest.name);
     let mut first = Term::spawn(world.rig.ssh_tty_command(&key, Some(&request)));
-    attached(&mut first, "first");
+    attached(&guest, &mut first, "first");
 
     let mut second = Term::spawn(world.rig.ssh_tty_command(&key, Some(&request)));
     second.expect(&format!(
@@ -144,7 +142,7 @@ fn a_dropped_ssh_leaves_no_virsh_and_no_dromaius_behind() {
     let mut term = world.ssh_tt(&key);
     term.done(ALICE);
     term.line(&format!("console {}", guest.name));
-    attached(&mut term, "before the drop");
+    attached(&guest, &mut term, "before the drop");
     one_pid_with(&console_marker(&guest), Duration::from_secs(5));
     term.kill();
     // virsh console ignores SIGHUP and SIGTERM: only dromaius's SIGKILL ends it.
@@ -163,7 +161,7 @@ fn a_dropped_ssh_leaves_no_virsh_and_no_dromaius_behind() {
             .rig
             .ssh_tty_command(&key, Some(&format!("console {}", guest.name))),
     );
-    attached(&mut term, "after the drop");
+    attached(&guest, &mut term, "after the drop");
     term.send(ESCAPE);
     assert_eq!(term.exit_code(), 0);
 }
@@ -177,7 +175,7 @@ fn a_hangup_or_sigterm_mid_console_kills_virsh_which_ignores_them() {
         let mut term = world.spawn(&["--key", "alice"]);
         term.done(ALICE);
         term.line(&format!("console {}", guest.name));
-        attached(&mut term, signal.as_str());
+        attached(&guest, &mut term, signal.as_str());
         let virsh = one_pid_with(&console_marker(&guest), Duration::from_secs(5));
         let dromaius = one_pid_with(&world.marker(), Duration::from_secs(5));
         send_signal(dromaius, signal);
@@ -202,7 +200,7 @@ fn the_console_is_not_bound_by_timeout_secs() {
             .rig
             .ssh_tty_command(&key, Some(&format!("console {}", guest.name))),
     );
-    attached(&mut term, "at once");
+    attached(&guest, &mut term, "at once");
     std::thread::sleep(Duration::from_secs(6));
     term.send("three seconds later\r");
     term.expect("ECHO: three seconds later");
@@ -236,7 +234,7 @@ fn without_a_terminal_the_console_is_refused_before_virsh_runs() {
             .rig
             .ssh_tty_command(&world.key("--key alice"), Some(&request)),
     );
-    attached(&mut term, "free");
+    attached(&guest, &mut term, "free");
     term.send(ESCAPE);
     assert_eq!(term.exit_code(), 0);
 }
@@ -264,7 +262,7 @@ fn the_terminal_is_restored_when_virsh_is_killed_mid_console() {
     let mut term = Term::spawn(command);
     term.expect("Escape character is ^]");
     let tty = terminal_of(one_pid_with(&world.marker(), Duration::from_secs(5)));
-    attached_already(&mut term, "raw");
+    attached_already(&guest, &mut term, "raw");
     let during = stty(&tty, &[]);
     // (virsh's raw mode leaves onlcr alone: opost off already stops it.)
     for flag in &cooked[..5] {
@@ -282,7 +280,7 @@ fn the_terminal_is_restored_when_virsh_is_killed_mid_console() {
     let mut term = world.spawn(&["--key", "alice"]);
     term.done(ALICE);
     term.line(&format!("console {}", guest.name));
-    attached(&mut term, "raw again");
+    attached(&guest, &mut term, "raw again");
     kill_virsh(&guest);
     term.expect("dromaius: virsh console failed");
     term.done(ALICE);
@@ -293,8 +291,8 @@ fn the_terminal_is_restored_when_virsh_is_killed_mid_console() {
 }
 
 /// Like [`attached`] once "Escape character" has already been seen.
-fn attached_already(term: &mut Term, word: &str) {
-    term.poke_until("\r", GUEST_PROMPT);
+fn attached_already(guest: &Guest, term: &mut Term, word: &str) {
+    guest.attach(term);
     term.send(&format!("{word}\r"));
     term.expect(&format!("ECHO: {word}"));
 }

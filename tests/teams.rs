@@ -441,7 +441,7 @@ fn a_console_is_closed_when_its_access_is_revoked_and_is_free_again() {
     let mut term =
         common::pty::Term::spawn(rig.ssh_tty_command(&alice, Some(&format!("console {name}"))));
     term.expect("Escape character is ^]");
-    term.poke_until("\r", "> ");
+    guest.attach(&mut term);
     write(r#""someone-else""#);
     let revoked = Instant::now();
     term.expect("dromaius: access to console on");
@@ -464,7 +464,7 @@ fn a_console_is_closed_when_its_access_is_revoked_and_is_free_again() {
     let mut again =
         common::pty::Term::spawn(rig.ssh_tty_command(&alice, Some(&format!("console {name}"))));
     again.expect("Escape character is ^]");
-    again.poke_until("\r", "> ");
+    guest.attach(&mut again);
     again.send("\x1d");
     assert_eq!(again.exit_code(), 0);
 }

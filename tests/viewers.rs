@@ -320,7 +320,7 @@ fn virsh_console_over_qemu_ssh_reaches_the_guest() {
     let desk = Desk::new(&g.key);
     let mut term = Term::spawn(desk.console(&g.vnc.name));
     term.expect("Escape character is ^]");
-    term.poke_until("\r", "\n> ");
+    g.vnc.attach(&mut term);
     term.send("through the filter\r");
     term.expect("ECHO: through the filter");
     term.send("\x1d");

@@ -16,9 +16,11 @@
 //! - the floppy image must be readable by the user the session libvirtd runs as
 //!   (`nobody`): put it inside the daemon's own directory `D` (owned by nobody, every
 //!   parent 0755), not in a 0700 `mktemp -d` of root's;
-//! - `virsh console` needs a real TTY on stdin; send `\r` until `"> "` appears (bytes typed
-//!   before virsh switches the terminal to raw mode are lost, and output printed while
-//!   nobody is attached is discarded), then type; `Ctrl+]` (0x1d) ends virsh with exit 0.
+//! - `virsh console` needs a real TTY on stdin; [`Guest::attach`] waits until the guest
+//!   answers and has everything typed so far (bytes typed before virsh switches the
+//!   terminal to raw mode are lost, and output printed while nobody is attached is
+//!   discarded); `Ctrl+]` (0x1d) ends virsh with exit 0 only as the first byte virsh reads
+//!   at once, so it must not follow other typing too closely.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -298,9 +300,31 @@ impl Guest {
                 .virsh_command(&self.uri, &["console", "--safe", "--domain", &uuid]),
         );
         term.expect("Escape character is ^]");
-        term.poke_until("\r", "\n> ");
-        sync_serial(&mut term);
+        self.attach(&mut term);
         term
+    }
+
+    /// Waits until `term`, showing this guest's serial console (through virsh, or dromaius,
+    /// or ssh), is attached and every byte typed so far has reached the guest, so that
+    /// what it shows next answers what is typed next. Typed too early, a byte is lost
+    /// (before virsh makes the terminal raw) or held: QEMU stops reading the console while
+    /// the UART is full and the guest's FIFO reset empties it without QEMU noticing, so
+    /// bytes typed during boot wait until QEMU's main loop next turns, which may be when a
+    /// test sends a key. A line is echoed only after everything typed before it, so its
+    /// echo marks the input drained; a monitor command turns the main loop.
+    pub fn attach(&self, term: &mut super::pty::Term) {
+        term.poke_until("\r", "\n> ");
+        let uuid = self.uuid();
+        for attempt in 0..20 {
+            let marker = format!("sync{attempt}");
+            term.line(&marker);
+            let echo = format!("ECHO: {marker}\r\n> ");
+            if term.try_expect(&echo, std::time::Duration::from_secs(1)) {
+                return;
+            }
+            self.virsh_ok(&["domstats", "--block", &uuid]);
+        }
+        panic!("{} never echoed a line typed on its console", self.name);
     }
 
     fn virsh_ok(&self, args: &[&str]) -> String {
@@ -314,25 +338,6 @@ impl Guest {
         }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
-
-/// Waits until every byte typed so far has reached the guest. The prompt that ends
-/// `poke_until` may be the boot banner's, with pokes still in flight: QEMU holds bytes
-/// that arrived while the UART was being set up until its main loop next runs, which can be
-/// as late as the next key a test sends, so their echoes would land among the keys. A line
-/// is echoed only after every byte typed before it, so its echo marks the input drained.
-fn sync_serial(term: &mut super::pty::Term) {
-    for attempt in 0..30 {
-        let marker = format!("sync{attempt}");
-        term.line(&marker);
-        if term.try_expect(
-            &format!("ECHO: {marker}\r\n> "),
-            std::time::Duration::from_secs(1),
-        ) {
-            return;
-        }
-    }
-    panic!("the guest never echoed a sync line");
 }
 
 impl Drop for Guest {
