@@ -54,7 +54,8 @@ fn console_attaches_echoes_and_returns_to_the_prompt() {
     let ssh = one_pid_with(&key.private.display().to_string(), Duration::from_secs(5));
     stty(&terminal_of(ssh), &["rows", "50", "cols", "132"]);
     term.send("still here\r");
-    term.expect("still here");
+    // The end of the guest's ECHO line: the line, control keys first, reached it whole.
+    term.expect("still here\r\n> ");
 
     term.send(ESCAPE);
     term.done(ALICE);
