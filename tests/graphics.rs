@@ -411,7 +411,7 @@ fn display_says_why_when_there_is_nothing_to_relay() {
     let remote = World::on(
         "qemu+ssh://192.0.2.1/system",
         &keys_for(&[&plain.name]),
-        r#""timeout_secs": 5,"#,
+        r#""timeout_secs": 30,"#,
     );
     let started = Instant::now();
     let out = rig.ssh(
@@ -425,7 +425,8 @@ fn display_says_why_when_there_is_nothing_to_relay() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(started.elapsed() < Duration::from_secs(4));
+    // Well inside the timeout: nothing waited for an answer from 192.0.2.1.
+    assert!(started.elapsed() < Duration::from_secs(15));
 }
 
 #[test]
