@@ -123,6 +123,20 @@ pub fn hung_up() -> bool {
     HUNG_UP.load(Ordering::SeqCst)
 }
 
+/// Whether the client's terminal (stdin) has been hung up. A program that reads it (virsh
+/// console) sees the hang-up and may exit on its own before the signal thread has handled
+/// the SIGHUP that reports it; the terminal already says so.
+pub fn terminal_hung_up() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::empty())];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+}
+
 /// Whether Ctrl-C (or Ctrl-\) was pressed since the last call.
 pub fn take_interrupt() -> bool {
     INTERRUPTED.swap(false, Ordering::SeqCst)

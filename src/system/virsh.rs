@@ -316,9 +316,11 @@ impl Virsh {
         if let Some(why) = revoked {
             return Err(RunError::Revoked(why));
         }
-        if was_killed(output.status)
-            && (crate::system::process::hung_up() || crate::system::process::take_interrupt())
-        {
+        // A client that went away ended the console however virsh ended: killed by the
+        // signal thread, or on its own at the hung-up terminal first.
+        let client_gone =
+            crate::system::process::hung_up() || crate::system::process::terminal_hung_up();
+        if client_gone || (was_killed(output.status) && crate::system::process::take_interrupt()) {
             return Err(RunError::Interrupted);
         }
         Ok(Captured {
