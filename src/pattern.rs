@@ -148,6 +148,11 @@ impl Pattern {
     /// Whether [`Pattern::new`] would compile `text`, without building anything (the
     /// reading checks every grant of a big config this way, and builds only those it keeps).
     pub fn check(text: &str) -> Result<(), Refused> {
+        // Only a `[`, a `\` or an extglob's `(` can be refused; nearly every grant's
+        // pattern (`web-*`) holds none of them.
+        if !text.contains(['[', '\\', '(']) {
+            return Ok(());
+        }
         read(text, &mut |_| {})
     }
 

@@ -239,7 +239,9 @@ pub(super) fn check_uri(text: &str) -> Result<(), String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     });
-    let clean = !text.chars().any(|c| c.is_control() || c.is_whitespace());
+    // Printable ASCII is clean; anything else is asked character by character.
+    let clean = text.bytes().all(|b| b.is_ascii_graphic())
+        || !text.chars().any(|c| c.is_control() || c.is_whitespace());
     if !scheme_ok || !clean {
         return Err(format!(
             "{text:?} is not a libvirt URI (like \"qemu:///system\")"

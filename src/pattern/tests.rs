@@ -99,6 +99,22 @@ fn what_bash_reads_two_ways_is_refused_with_where() {
             Ok(compiled) => panic!("{pattern:?} compiled: {compiled:?}"),
             Err(refused) => assert_eq!(refused.at, *at, "{pattern:?}: {refused}"),
         }
+        assert!(Pattern::check(pattern).is_err(), "{pattern:?}");
+    }
+}
+
+#[test]
+fn check_refuses_exactly_what_new_refuses() {
+    let rows = [
+        "web-*", "web?", "*", "**", "?*?", "a(b", "a)b", "(", "web\\*", "web\\", "x[", "[a]",
+        "[!a]*", "*(", "a!(", "@(x)", "é*", "é?(", "", "+(", "[]]", "[!]]", "\\(",
+    ];
+    for pattern in rows {
+        assert_eq!(
+            Pattern::check(pattern).is_ok(),
+            Pattern::new(pattern).is_ok(),
+            "{pattern:?}"
+        );
     }
 }
 
