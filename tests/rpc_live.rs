@@ -652,14 +652,21 @@ fn a_raw_client_cannot_reach_an_ungranted_domain_or_a_forbidden_program() {
         attack(&mut raw);
         assert!(raw.is_closed(), "the gateway kept the connection");
     }
-    thread::sleep(Duration::from_millis(200));
-    let endings = w.gateway.endings.lock().unwrap().clone();
-    let refused = endings
-        .iter()
-        .filter(|e| matches!(e, Ending::Refused(_)))
-        .count();
-    // After a close call the daemon closes its side first; the other four are refusals.
-    assert!(refused >= 4, "{endings:?}");
+    // After a close call the daemon closes its side first; the other four are refusals,
+    // each recorded when its connection's thread has finished.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let endings = w.gateway.endings.lock().unwrap().clone();
+        let refused = endings
+            .iter()
+            .filter(|e| matches!(e, Ending::Refused(_)))
+            .count();
+        if refused >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{endings:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(rig.state(&w.db), "shut off");
     assert_eq!(rig.state(&w.web), "shut off");
 }
