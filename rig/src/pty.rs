@@ -75,16 +75,8 @@ impl Term {
         loop {
             self.send(poke);
             let next = Instant::now() + Duration::from_millis(100);
-            while Instant::now() < next {
-                match self.session.try_read() {
-                    Some(c) => {
-                        shown.push(c);
-                        if shown.ends_with(needle) {
-                            return shown;
-                        }
-                    }
-                    None => std::thread::sleep(Duration::from_millis(5)),
-                }
+            if self.read_until(&mut shown, needle, next) {
+                return shown;
             }
             if Instant::now() > deadline {
                 panic!("{needle:?} never shown by {}; got:\n{shown:?}", self.what);
@@ -95,8 +87,11 @@ impl Term {
     /// Waits up to `timeout` for `needle`; true if it was shown. What was shown up to it is
     /// consumed either way.
     pub fn try_expect(&mut self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut shown = String::new();
+        self.read_until(&mut String::new(), needle, Instant::now() + timeout)
+    }
+
+    /// Adds what is shown to `shown` until it ends with `needle` (true) or `deadline` passes.
+    fn read_until(&mut self, shown: &mut String, needle: &str, deadline: Instant) -> bool {
         while Instant::now() < deadline {
             match self.session.try_read() {
                 Some(c) => {
